@@ -1,0 +1,7 @@
+#include <pybind11/pybind11.h>
+
+#include "bindings/common.hpp"
+
+namespace py = pybind11;
+
+void bind_gemm(py::module_& m) {}

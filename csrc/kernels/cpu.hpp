@@ -1,0 +1,20 @@
+// CPU feature detection, the ISA the kernels dispatch to, and the OpenMP thread count.
+#pragma once
+
+namespace gk {
+
+enum class Isa : int { portable = 0, avx2 = 1, avx512 = 2 };
+
+Isa detected_isa();          // the best the CPU (and this build) supports
+Isa active_isa();            // what the kernels use now (detected unless forced)
+void force_isa(Isa isa);     // clamps to detected_isa(); for tests of the fallbacks
+const char* isa_name(Isa isa);
+
+int num_threads();           // omp_get_max_threads()
+void set_num_threads(int n); // omp_set_num_threads(n)
+
+// Threads to use for `work` units of arithmetic: 1 below a threshold, so small calls never
+// pay for waking a team.
+int threads_for(double work);
+
+}  // namespace gk

@@ -1,0 +1,77 @@
+"""Backends: one module each, the same function names and signatures.
+
+``ops_numpy`` is the specification: every other backend must match it (tests/test_backends.py).
+Each backend function trusts its input: the public layer (``gradkit.functional`` and friends)
+has already checked shapes and converted arrays to C-contiguous float32/float64 (labels to int64).
+
+The shared contract (x, w, ... are C-contiguous arrays of one float dtype; scalars are Python
+floats/bools; every function returns new arrays unless it says "in place"):
+
+GEMM and dense layers
+    matmul(a, b, trans_a=False, trans_b=False, out=None, accumulate=False) -> out
+        out = op(a) @ op(b) (+ out when accumulate); out is allocated when None.
+    linear(x, w, b, activation="none", slope=0.01) -> y
+        y = act(x @ w.T + b); x (B, IN), w (OUT, IN), b (OUT,) or None;
+        activation in ACTIVATIONS.
+    linear_backward(dy, x, w, dw, db, need_dx=True) -> dx or None
+        dw += dy.T @ x (in place), db += dy.sum(0) (in place, db may be None),
+        returns dx = dy @ w when need_dx.
+Activations (backward takes the forward *output* y; leaky_relu needs slope >= 0)
+    relu(x), relu_backward(dy, y); leaky_relu(x, slope), leaky_relu_backward(dy, y, slope);
+    sigmoid(x), sigmoid_backward(dy, y); tanh(x), tanh_backward(dy, y);
+    softmax(x), softmax_backward(dy, y)   (row-wise over the last axis of a 2-D array)
+Losses: one fused pass -> (value, grad w.r.t. the prediction); reduction in REDUCTIONS.
+    value is a Python float for "mean"/"sum" (accumulated in float64), an array for "none";
+    grad is the derivative of the reduced value ("none": of the sum of the elements).
+    l1_loss(pred, target, reduction)
+    mse_loss(pred, target, reduction, half)        half: 0.5 * the value (the 1/(2m) form)
+    bce_loss(pred, target, reduction)              log clamped at -100 as PyTorch does
+    bce_with_logits_loss(logits, target, reduction)
+    cross_entropy_loss(logits, labels, reduction)  logits (B, C), labels int64 (B,); "none" -> (B,)
+Optimiser
+    sgd_step(param, grad, buf, lr, momentum, dampening, nesterov, weight_decay, first) -> None
+        in place on param and buf (buf is None when momentum == 0); PyTorch semantics: with
+        momentum, buf = g on the first step, else buf = momentum*buf + (1-dampening)*g.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+from types import ModuleType
+
+BACKENDS = ("cpp", "numba", "cython", "numpy")
+ACTIVATIONS = ("none", "relu", "leaky_relu", "sigmoid", "tanh")
+REDUCTIONS = ("mean", "sum", "none")
+
+_loaded: dict[str, ModuleType] = {}
+
+
+def load(name: str) -> ModuleType:
+    """Import (once) and return the backend module called ``name``."""
+    if name in _loaded:
+        return _loaded[name]
+    if name not in BACKENDS:
+        raise ValueError(f"backend={name!r} must be one of {', '.join(map(repr, BACKENDS))}")
+    module = importlib.import_module(f"gradkit.backends.ops_{name}")
+    _loaded[name] = module
+    return module
+
+
+def available() -> list[str]:
+    """Backends that import here."""
+    names = []
+    for name in BACKENDS:
+        try:
+            load(name)
+        except ImportError:
+            continue
+        names.append(name)
+    return names
+
+
+def set_numba_threads(n: int) -> None:
+    """Numba keeps its own pool; only touch it when Numba is already imported."""
+    if "numba" in sys.modules:
+        import numba
+
+        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))

@@ -1,0 +1,49 @@
+import subprocess
+import sys
+
+import pytest
+
+import gradkit as gk
+
+
+def test_show_config_reports_version_isa_threads_backends(capsys):
+    info = gk.show_config()
+    out = capsys.readouterr().out
+    assert info["version"] == gk.__version__
+    assert info["isa"] in ("portable", "avx2", "avx512")
+    assert info["threads"] >= 1
+    assert "cpp" in info["backends"] and "numpy" in info["backends"]
+    for key in ("version", "isa", "threads", "backends"):
+        assert key in out
+
+
+def test_set_backend_rejects_unknown_name():
+    with pytest.raises(ValueError, match="backend='torch' must be one of"):
+        gk.set_backend("torch")
+    assert gk.get_backend() == "cpp"
+
+
+def test_use_backend_restores_previous():
+    with gk.use_backend("numpy"):
+        assert gk.get_backend() == "numpy"
+    assert gk.get_backend() == "cpp"
+
+
+def test_set_num_threads_validates_and_applies():
+    before = gk.get_num_threads()
+    try:
+        gk.set_num_threads(1)
+        assert gk.get_num_threads() == 1
+    finally:
+        gk.set_num_threads(before)
+    with pytest.raises(ValueError, match="n=0 must be >= 1"):
+        gk.set_num_threads(0)
+    with pytest.raises(TypeError, match="n must be an int"):
+        gk.set_num_threads(1.5)
+
+
+def test_import_does_not_load_numba_sklearn_or_matplotlib():
+    code = ("import sys, gradkit; "
+            "print(sorted(m for m in ('numba', 'sklearn', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
