@@ -11,8 +11,9 @@ namespace gk {
 template <typename T>
 void gemm_naive(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* A,
                 int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc, bool accumulate,
-                const T* bias, Act act, T slope) {
-  const int nt = threads_for(2.0 * M * N * K);
+                const T* bias, Act act, T slope, int max_threads) {
+  int nt = threads_for(2.0 * M * N * K);
+  if (max_threads > 0 && nt > max_threads) nt = max_threads;
 #pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t i = 0; i < M; ++i) {
     for (int64_t j = 0; j < N; ++j) {
@@ -32,15 +33,16 @@ void gemm_naive(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, con
 template <typename T>
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda,
           const T* B, int64_t ldb, T* C, int64_t ldc, bool accumulate, const T* bias, Act act,
-          T slope) {
-  gemm_naive(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc, accumulate, bias, act, slope);
+          T slope, int max_threads) {
+  gemm_naive(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc, accumulate, bias, act, slope,
+             max_threads);
 }
 
 #define GK_INSTANTIATE(T)                                                                      \
   template void gemm<T>(bool, bool, int64_t, int64_t, int64_t, const T*, int64_t, const T*,    \
-                        int64_t, T*, int64_t, bool, const T*, Act, T);                         \
+                        int64_t, T*, int64_t, bool, const T*, Act, T, int);                    \
   template void gemm_naive<T>(bool, bool, int64_t, int64_t, int64_t, const T*, int64_t,        \
-                              const T*, int64_t, T*, int64_t, bool, const T*, Act, T);
+                              const T*, int64_t, T*, int64_t, bool, const T*, Act, T, int);
 GK_INSTANTIATE(float)
 GK_INSTANTIATE(double)
 #undef GK_INSTANTIATE
