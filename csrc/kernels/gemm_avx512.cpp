@@ -1,0 +1,63 @@
+// AVX-512 micro-kernels (compiled with -march=x86-64-v4; entered only after a CPU check).
+// float: 14 x 32 tile = 28 ZMM accumulators; double: 14 x 16. The two FMA pipes of a Zen 5 core
+// (latency 4) need at least 8 independent accumulators; 28 leaves room for B and the broadcast.
+#include <immintrin.h>
+
+#include "kernels/gemm_kernels.hpp"
+
+namespace gk {
+namespace avx512 {
+namespace {
+
+struct F32 {
+  using T = float;
+  using reg = __m512;
+  static constexpr int W = 16;
+  static reg zero() { return _mm512_setzero_ps(); }
+  static reg load(const float* p) { return _mm512_loadu_ps(p); }
+  static void store(float* p, reg x) { _mm512_storeu_ps(p, x); }
+  static reg bcast(const float* p) { return _mm512_set1_ps(*p); }
+  static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
+  static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
+  static reg relu(reg x) { return _mm512_max_ps(x, _mm512_setzero_ps()); }
+  static reg leaky(reg x, float s) {
+    const __mmask16 neg = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LE_OQ);
+    return _mm512_mask_mul_ps(x, neg, x, _mm512_set1_ps(s));
+  }
+};
+
+struct F64 {
+  using T = double;
+  using reg = __m512d;
+  static constexpr int W = 8;
+  static reg zero() { return _mm512_setzero_pd(); }
+  static reg load(const double* p) { return _mm512_loadu_pd(p); }
+  static void store(double* p, reg x) { _mm512_storeu_pd(p, x); }
+  static reg bcast(const double* p) { return _mm512_set1_pd(*p); }
+  static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_pd(a, b, c); }
+  static reg add(reg a, reg b) { return _mm512_add_pd(a, b); }
+  static reg relu(reg x) { return _mm512_max_pd(x, _mm512_setzero_pd()); }
+  static reg leaky(reg x, double s) {
+    const __mmask8 neg = _mm512_cmp_pd_mask(x, _mm512_setzero_pd(), _CMP_LE_OQ);
+    return _mm512_mask_mul_pd(x, neg, x, _mm512_set1_pd(s));
+  }
+};
+
+}  // namespace
+
+#include "kernels/gemm_simd.inl"
+
+constexpr int kMrF32 = 14, kNvF32 = 2;
+constexpr int kMrF64 = 14, kNvF64 = 2;
+
+detail::Ukernel<float> ukernel(float) {
+  // KC x NR panel of B (256 x 32 floats = 32 KiB) stays in L1; MC x KC of A (~400 KiB) in L2.
+  return {&ukernel_simd<F32, kMrF32, kNvF32>, kMrF32, kNvF32 * 16, 14 * 28, 256, 4096};
+}
+
+detail::Ukernel<double> ukernel(double) {
+  return {&ukernel_simd<F64, kMrF64, kNvF64>, kMrF64, kNvF64 * 8, 14 * 14, 256, 2048};
+}
+
+}  // namespace avx512
+}  // namespace gk
