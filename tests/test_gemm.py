@@ -18,7 +18,7 @@ RANK = {name: i for i, name in enumerate(reversed(ISAS))}
 LAYOUTS = {"NN": (False, False), "NT": (False, True), "TN": (True, False), "TT": (True, True)}
 # (M, N, K): ones, odd edges, K = 1, vectors, non-square, sizes crossing the K, M and N blocks.
 SHAPES = [(1, 1, 1), (1, 7, 33), (7, 1, 33), (7, 33, 257), (33, 7, 5), (16, 16, 16), (64, 64, 1),
-          (1, 300, 257), (300, 1, 257), (257, 129, 300), (97, 4500, 40), (1024, 1024, 1024)]
+          (1, 300, 257), (300, 1, 257), (257, 129, 300), (97, 4500, 40), (1024, 1024, 260)]
 EPS = {np.float32: np.finfo(np.float32).eps, np.float64: np.finfo(np.float64).eps}
 ACTS = ["none", "relu", "leaky_relu", "sigmoid", "tanh"]
 
@@ -75,6 +75,17 @@ def test_matmul_matches_float64_reference(isa, dtype, layout, shape, rng):
     assert got is out or np.shares_memory(got, out)
     opa, opb = _ref(a, b, trans_a, trans_b)
     _assert_close(out, opa @ opb, np.abs(opa) @ np.abs(opb), k, dtype)
+
+
+@pytest.mark.parametrize("layout", ["NN", "NT", "TN"])
+def test_matmul_1024_cube(dtype, layout, rng):
+    """The largest case once per layout, on the ISA in use (the grid above covers every ISA)."""
+    trans_a, trans_b = LAYOUTS[layout]
+    a, b = _operands(rng, dtype, 1024, 1024, 1024, trans_a, trans_b)
+    out = np.empty((1024, 1024), dtype=dtype)
+    _core.matmul(a, b, trans_a, trans_b, out, False)
+    opa, opb = _ref(a, b, trans_a, trans_b)
+    _assert_close(out, opa @ opb, np.abs(opa) @ np.abs(opb), 1024, dtype)
 
 
 @pytest.mark.parametrize("shape", [(5, 9, 3), (33, 47, 300), (200, 70, 600)],
