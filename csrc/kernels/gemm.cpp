@@ -7,7 +7,8 @@
 //   (jr, ir): MR x NR tiles  -> micro-kernel; the epilogue is applied on the last K slice
 // Packing absorbs the transposes, so NN, NT and TN run the same kernel. Threads split the
 // packing and the tiles of C, never K: each element of C is the same sum in the same order for
-// any thread count. Tiny products take the plain loop (no packing).
+// any thread count. Tiny products take the plain loop, and products with at most 4 rows a
+// row-by-row path: neither packs.
 #include "kernels/gemm.hpp"
 
 #include <omp.h>
@@ -307,6 +308,59 @@ void gemm_packed(const detail::Ukernel<T>& uk, bool trans_a, bool trans_b, int64
   }
 }
 
+// Dot product with 16 running partial sums: the compiler vectorises it (a plain `acc += a*b`
+// loop is a serial chain it may not reorder), and the summation order depends only on k.
+template <typename T>
+T dot(const T* __restrict a, const T* __restrict b, int64_t k) {
+  constexpr int L = 16;
+  T part[L] = {};
+  int64_t p = 0;
+  for (; p + L <= k; p += L)
+    for (int l = 0; l < L; ++l) part[l] += a[p + l] * b[p + l];
+  T tail = T(0);
+  for (; p < k; ++p) tail += a[p] * b[p];
+  for (int w = L / 2; w > 0; w /= 2)
+    for (int l = 0; l < w; ++l) part[l] += part[l + w];
+  return part[0] + tail;
+}
+
+// Few rows of C (a batch of 1-4 vectors): no packing, since packing B would cost as much as the
+// product. Row i of C is either dot products with the rows of B (trans_b) or a sum of rows of B
+// scaled by op(A)[i, p]. Threads take fixed column blocks, so the bits do not depend on them.
+template <typename T>
+void gemm_few_rows(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* A,
+                   int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc, bool accumulate,
+                   const T* bias, Act act, T slope, int nt) {
+  constexpr int64_t JB = 256;  // columns per block
+  const int64_t n_blocks = (N + JB - 1) / JB;
+  // Row i of op(A) as a contiguous vector (a copy only when A is stored transposed).
+  T* arows = static_cast<T*>(t_scratch.get(sizeof(T) * size_t(M) * K + 64));
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t p = 0; p < K; ++p) arows[i * K + p] = trans_a ? A[p * lda + i] : A[i * lda + p];
+
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+  for (int64_t jb = 0; jb < n_blocks; ++jb) {
+    const int64_t j0 = jb * JB;
+    const int cols = static_cast<int>(std::min(JB, N - j0));
+    alignas(64) T acc[JB];
+    for (int64_t i = 0; i < M; ++i) {
+      const T* a = arows + i * K;
+      if (trans_b) {
+        for (int j = 0; j < cols; ++j) acc[j] = dot(a, B + (j0 + j) * ldb, K);
+      } else {
+        for (int j = 0; j < cols; ++j) acc[j] = T(0);
+        for (int64_t p = 0; p < K; ++p) {
+          const T ap = a[p];
+          const T* b = B + p * ldb + j0;
+          for (int j = 0; j < cols; ++j) acc[j] += ap * b[j];
+        }
+      }
+      detail::store_tile<T>(C + i * ldc + j0, ldc, acc, JB, 1, cols, accumulate,
+                            bias ? bias + j0 : nullptr, act, slope);
+    }
+  }
+}
+
 }  // namespace
 
 template <typename T>
@@ -321,6 +375,11 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* 
   }
   int nt = threads_for(2.0 * M * N * K);
   if (max_threads > 0 && nt > max_threads) nt = max_threads;
+  if (M <= 4) {
+    gemm_few_rows(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc, accumulate, bias, act, slope,
+                  nt);
+    return;
+  }
   gemm_packed(select_ukernel<T>(), trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc, accumulate,
               bias, act, slope, nt);
 }
