@@ -254,10 +254,11 @@ detail::Ukernel<T> select_ukernel() {
   }
 }
 
+// One thread's share: the whole BLIS loop nest over a block of C, with this thread's own buffers.
 template <typename T>
-void gemm_packed(const detail::Ukernel<T>& uk, bool trans_a, bool trans_b, int64_t M, int64_t N,
-                 int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc,
-                 bool accumulate, const T* bias, Act act, T slope, int nt) {
+void gemm_packed_block(const detail::Ukernel<T>& uk, bool trans_a, bool trans_b, int64_t M,
+                       int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
+                       T* C, int64_t ldc, bool accumulate, const T* bias, Act act, T slope) {
   const int MR = uk.mr, NR = uk.nr;
   const int64_t KC = std::min<int64_t>(uk.kc, K);
   // Shrink the blocks to the problem (rounded up to whole panels) so small calls use small buffers.
@@ -267,7 +268,6 @@ void gemm_packed(const detail::Ukernel<T>& uk, bool trans_a, bool trans_b, int64
   T* bufB = static_cast<T*>(t_scratch.get(sizeof(T) * (a_elems + b_elems) + 64));
   T* bufA = bufB + (b_elems + 15) / 16 * 16;
 
-#pragma omp parallel num_threads(nt) if (nt > 1)
   for (int64_t jc = 0; jc < N; jc += NC) {
     const int64_t nc = std::min(NC, N - jc);
     const int64_t n_panels = (nc + NR - 1) / NR;
@@ -277,32 +277,64 @@ void gemm_packed(const detail::Ukernel<T>& uk, bool trans_a, bool trans_b, int64
       const bool load_c = accumulate || !first;
       const T* bias_k = last ? bias : nullptr;
       const Act act_k = last ? act : Act::none;
-
-#pragma omp for schedule(static)
       for (int64_t jp = 0; jp < n_panels; ++jp) {
         const int cols = static_cast<int>(std::min<int64_t>(NR, nc - jp * NR));
         pack_b_panel(B, ldb, trans_b, pc, kc, jc + jp * NR, cols, NR, bufB + jp * NR * kc);
       }
-
       for (int64_t ic = 0; ic < M; ic += MC) {
         const int64_t mc = std::min(MC, M - ic);
         const int64_t m_panels = (mc + MR - 1) / MR;
-#pragma omp for schedule(static)
         for (int64_t ip = 0; ip < m_panels; ++ip) {
           const int rows = static_cast<int>(std::min<int64_t>(MR, mc - ip * MR));
           pack_a_panel(A, lda, trans_a, ic + ip * MR, rows, pc, kc, MR, bufA + ip * MR * kc);
         }
-        // Tiles in column-panel-major order: a thread's consecutive tiles reuse one B panel.
-#pragma omp for collapse(2) schedule(static)
+        // Column panel outer: one B panel stays in L1 while the A panels stream from L2.
         for (int64_t jp = 0; jp < n_panels; ++jp) {
+          const int64_t j = jc + jp * NR;
+          const int cols = static_cast<int>(std::min<int64_t>(NR, N - j));
           for (int64_t ip = 0; ip < m_panels; ++ip) {
-            const int64_t i = ic + ip * MR, j = jc + jp * NR;
+            const int64_t i = ic + ip * MR;
             const int rows = static_cast<int>(std::min<int64_t>(MR, M - i));
-            const int cols = static_cast<int>(std::min<int64_t>(NR, N - j));
             uk.fn(kc, bufA + ip * MR * kc, bufB + jp * NR * kc, C + i * ldc + j, ldc, rows, cols,
                   load_c, bias_k ? bias_k + j : nullptr, act_k, slope);
           }
         }
+      }
+    }
+  }
+}
+
+// Threads take disjoint blocks of whole panels of C (along N when it is the longer side, else
+// along M) and each runs the loop nest with private packing: no barrier until the end, which
+// matters on a busy machine, and each core's L2 holds its own panels. Every element of C is
+// computed by the same micro-kernel arithmetic wherever the block boundaries fall, so the bits
+// do not depend on the thread count.
+template <typename T>
+void gemm_packed(const detail::Ukernel<T>& uk, bool trans_a, bool trans_b, int64_t M, int64_t N,
+                 int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc,
+                 bool accumulate, const T* bias, Act act, T slope, int nt) {
+  if (nt <= 1) {
+    gemm_packed_block(uk, trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc, accumulate, bias, act,
+                      slope);
+    return;
+  }
+  const bool split_n = N >= M;
+  const int64_t unit = split_n ? uk.nr : uk.mr;
+  const int64_t panels = ((split_n ? N : M) + unit - 1) / unit;
+#pragma omp parallel num_threads(nt)
+  {
+    const int64_t team = omp_get_num_threads(), t = omp_get_thread_num();
+    const int64_t p0 = panels * t / team, p1 = panels * (t + 1) / team;
+    const int64_t lo = p0 * unit, hi = std::min(p1 * unit, split_n ? N : M);
+    if (lo < hi) {
+      if (split_n) {
+        const T* Bj = trans_b ? B + lo * ldb : B + lo;
+        gemm_packed_block(uk, trans_a, trans_b, M, hi - lo, K, A, lda, Bj, ldb, C + lo, ldc,
+                          accumulate, bias ? bias + lo : nullptr, act, slope);
+      } else {
+        const T* Ai = trans_a ? A + lo : A + lo * lda;
+        gemm_packed_block(uk, trans_a, trans_b, hi - lo, N, K, Ai, lda, B, ldb, C + lo * ldc, ldc,
+                          accumulate, bias, act, slope);
       }
     }
   }
