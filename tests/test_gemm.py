@@ -138,8 +138,11 @@ def test_linear_leaky_slope_above_one(rng):
     np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("shape", [(300, 517, 260), (1024, 1024, 1024), (8, 2000, 700), (2, 3000, 900)],
-                         ids=lambda s: "x".join(map(str, s)))
+# Threads split N (first three), M (700x40) or the columns of the few-rows path (2x3000).
+THREAD_SHAPES = [(300, 517, 260), (1024, 1024, 1024), (8, 2000, 700), (700, 40, 300), (2, 3000, 900)]
+
+
+@pytest.mark.parametrize("shape", THREAD_SHAPES, ids=lambda s: "x".join(map(str, s)))
 @pytest.mark.parametrize("layout", ["NN", "NT", "TN"])
 def test_same_bits_for_one_and_two_threads(threads, dtype, layout, shape, rng):
     m, n, k = shape
