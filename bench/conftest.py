@@ -3,8 +3,8 @@
 Conventions every bench file follows, so that ``bench/report.py`` can tabulate any of them:
 - ``benchmark.group`` names the case (one table row per case and run), e.g. "gemm f32 256x256x256";
 - the implementation is the test's ``impl`` parameter id, or ``benchmark.extra_info["impl"]``;
-- the ``record`` fixture, ``record(benchmark, impl, flops=..., bytes=...)``, stores the work done by one call, from which
-  the report derives GFLOP/s or GB/s at the statistic it shows (median by default);
+- the ``record`` fixture, ``record(benchmark, impl, flops=..., bytes=...)``, stores the work
+  done by one call, from which the report derives GFLOP/s or GB/s at the statistic it shows;
 - ``backend_function(name, function)`` (a fixture too) gets a backend's function or skips;
 - ``add_rates(benchmark)`` after the timed call stores gflops/gbps at the median in extra_info;
 - each benchmark asserts its result is right before it is timed.

@@ -109,8 +109,12 @@ void ukernel_plain(int64_t kc, const T* __restrict a, const T* __restrict b, T* 
 
 }  // namespace
 
-detail::Ukernel<float> ukernel(float) { return {&ukernel_plain<float, 6, 2>, 6, 16, 144, 256, 4096}; }
-detail::Ukernel<double> ukernel(double) { return {&ukernel_plain<double, 6, 2>, 6, 8, 144, 256, 2048}; }
+detail::Ukernel<float> ukernel(float) {
+  return {&ukernel_plain<float, 6, 2>, 6, 16, 144, 256, 4096};
+}
+detail::Ukernel<double> ukernel(double) {
+  return {&ukernel_plain<double, 6, 2>, 6, 8, 144, 256, 2048};
+}
 
 }  // namespace portable
 
@@ -187,16 +191,19 @@ void copy_transposed_blocked(const T* src, int64_t lds, int rows, int kc, T* dst
       else transpose4x4(src + i * lds + p, lds, dst + p * width + i, width);
     }
     if (kc_b < kc)
-      copy_transposed_scalar(src + i * lds + kc_b, lds, B, kc - kc_b, dst + kc_b * width + i, width);
+      copy_transposed_scalar(src + i * lds + kc_b, lds, B, kc - kc_b, dst + kc_b * width + i,
+                             width);
   }
   if (rows_b < rows)
     copy_transposed_scalar(src + rows_b * lds, lds, rows - rows_b, kc, dst + rows_b, width);
 }
 
-inline void copy_transposed(const float* src, int64_t lds, int rows, int kc, float* dst, int width) {
+inline void copy_transposed(const float* src, int64_t lds, int rows, int kc, float* dst,
+                            int width) {
   copy_transposed_blocked<float, 8>(src, lds, rows, kc, dst, width);
 }
-inline void copy_transposed(const double* src, int64_t lds, int rows, int kc, double* dst, int width) {
+inline void copy_transposed(const double* src, int64_t lds, int rows, int kc, double* dst,
+                            int width) {
   copy_transposed_blocked<double, 4>(src, lds, rows, kc, dst, width);
 }
 #else
