@@ -134,8 +134,9 @@ def bce_loss(pred, target, reduction="mean"):
     if n_bad:
         raise ValueError(bce_pred_message(n_bad))
     # -(y log p + (1 - y) log(1 - p)), each log clamped at -100 so p = 0 or 1 stays finite.
-    log_p = np.maximum(np.log(pred), -100)
-    log_1mp = np.maximum(np.log1p(-pred), -100)
+    with np.errstate(divide="ignore"):  # log(0) = -inf is expected, then clamped
+        log_p = np.maximum(np.log(pred), -100)
+        log_1mp = np.maximum(np.log1p(-pred), -100)
     per = -(target * log_p + (1 - target) * log_1mp)
     # d/dp = (p - y) / (p (1 - p)), with the denominator kept away from 0 (PyTorch's eps).
     denom = np.maximum(pred * (1 - pred), pred.dtype.type(1e-12))
