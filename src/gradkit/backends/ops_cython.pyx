@@ -1,3 +1,524 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: initializedcheck=False
 """The Cython backend, the scikit-learn way: typed loops and GEMM through
-scipy.linalg.cython_blas. Matches ``ops_numpy``; kernel core only."""
+scipy.linalg.cython_blas. Matches ``ops_numpy``; kernel core only.
+
+Every function trusts its input (C-contiguous, one float dtype; see ``gradkit.backends``).
+Elementwise work runs under ``prange`` only above PARALLEL_MIN elements. Loss values are
+summed in float64 over fixed chunks of CHUNK elements and the chunk partials are added in
+chunk order, so the value is bitwise the same for any thread count.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc cimport math as cmath
+from libc.math cimport exp, expf, log, logf, log1p, log1pf, tanhf
+from libc.stdint cimport int64_t
+from libc.stdlib cimport malloc, free
+from scipy.linalg.cython_blas cimport sgemm, dgemm
+cimport openmp
+
+import numpy as np
+
+cdef enum:
+    # Below this many elements a loop stays on one thread: waking a team costs more than it saves.
+    PARALLEL_MIN = 1 << 16
+    # Elements per float64 partial sum in the losses. Fixed, so that the split (and hence the
+    # rounding) does not depend on the thread count.
+    CHUNK = 1 << 13
+
+cdef enum Activation:
+    ACT_NONE, ACT_RELU, ACT_LEAKY_RELU, ACT_SIGMOID, ACT_TANH
+
+_ACTIVATION_CODES = {"none": ACT_NONE, "relu": ACT_RELU, "leaky_relu": ACT_LEAKY_RELU,
+                     "sigmoid": ACT_SIGMOID, "tanh": ACT_TANH}
+
+cdef enum LossKind:
+    LOSS_L1, LOSS_MSE, LOSS_BCE, LOSS_BCE_LOGITS
+
+
+cdef inline bint _parallel(Py_ssize_t work) noexcept nogil:
+    return work >= PARALLEL_MIN and openmp.omp_get_max_threads() > 1
+
+
+# ------------------------------------------------------------- scalar maths in the fused dtype
+
+cdef inline floating _exp(floating x) noexcept nogil:
+    if floating is float:
+        return expf(x)
+    else:
+        return exp(x)
+
+
+cdef inline floating _log(floating x) noexcept nogil:
+    if floating is float:
+        return logf(x)
+    else:
+        return log(x)
+
+
+cdef inline floating _log1p(floating x) noexcept nogil:
+    if floating is float:
+        return log1pf(x)
+    else:
+        return log1p(x)
+
+
+cdef inline floating _tanh(floating x) noexcept nogil:
+    if floating is float:
+        return tanhf(x)
+    else:
+        return cmath.tanh(x)
+
+
+cdef inline floating _sigmoid(floating x) noexcept nogil:
+    # e^-|x| never overflows; the two branches are the same function.
+    cdef floating e = _exp(-x if x >= 0 else x)
+    return 1 / (1 + e) if x >= 0 else e / (1 + e)
+
+
+cdef inline floating _activate(floating z, Activation act, floating slope) noexcept nogil:
+    if act == ACT_RELU:
+        return 0 if z < 0 else z  # NaN passes through, as np.maximum does
+    if act == ACT_LEAKY_RELU:
+        return z if z > 0 else z * slope
+    if act == ACT_SIGMOID:
+        return _sigmoid(z)
+    if act == ACT_TANH:
+        return _tanh(z)
+    return z
+
+
+def _flat(a):
+    """A 1-D view of a C-contiguous array (no copy)."""
+    return a.reshape(-1)
+
+
+# ------------------------------------------------------------------------------ GEMM and dense
+
+cdef void _gemm(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
+                const floating* a, const floating* b, floating beta,
+                floating* c) noexcept nogil:
+    # Row-major c (m, n) = alpha op(a) op(b) + beta c. Column-major BLAS sees every row-major
+    # array transposed, so it computes cᵀ = op(b)ᵀ op(a)ᵀ: b goes first, a second.
+    # Caller guarantees m, n, k >= 1 (BLAS rejects leading dimensions of 0).
+    cdef char op_b = b'T' if trans_b else b'N'
+    cdef char op_a = b'T' if trans_a else b'N'
+    cdef int ld_b = k if trans_b else n  # row length of b as stored
+    cdef int ld_a = m if trans_a else k  # row length of a as stored
+    cdef int ld_c = n
+    if floating is float:
+        sgemm(&op_b, &op_a, &n, &m, &k, &alpha, <float*>b, &ld_b, <float*>a, &ld_a,
+              &beta, c, &ld_c)
+    else:
+        dgemm(&op_b, &op_a, &n, &m, &k, &alpha, <double*>b, &ld_b, <double*>a, &ld_a,
+              &beta, c, &ld_c)
+
+
+def _matmul(const floating[:, ::1] a, const floating[:, ::1] b, floating[:, ::1] out,
+            bint trans_a, bint trans_b, bint accumulate):
+    cdef int m = out.shape[0], n = out.shape[1]
+    cdef int k = a.shape[0] if trans_a else a.shape[1]
+    with nogil:
+        _gemm(trans_a, trans_b, m, n, k, <floating>1, &a[0, 0], &b[0, 0],
+              <floating>(1 if accumulate else 0), &out[0, 0])
+
+
+def matmul(a, b, trans_a=False, trans_b=False, out=None, accumulate=False):
+    m = a.shape[1] if trans_a else a.shape[0]
+    k = a.shape[0] if trans_a else a.shape[1]
+    n = b.shape[0] if trans_b else b.shape[1]
+    if out is None:
+        out = np.empty((m, n), dtype=a.dtype)
+        accumulate = False
+    if m == 0 or n == 0:
+        return out
+    if k == 0:  # an empty sum
+        if not accumulate:
+            out[...] = 0
+        return out
+    _matmul(a, b, out, bool(trans_a), bool(trans_b), bool(accumulate))
+    return out
+
+
+def _bias_activate(floating[:, ::1] y, const floating[::1] bias, bint has_bias, int act,
+                   floating slope):
+    # The GEMM epilogue, one pass over y: y = act(y + bias).
+    cdef Py_ssize_t rows = y.shape[0], cols = y.shape[1], i, j
+    cdef floating z
+    for i in prange(rows, nogil=True, schedule="static", use_threads_if=_parallel(rows * cols)):
+        for j in range(cols):
+            z = y[i, j]
+            if has_bias:
+                z = z + bias[j]
+            y[i, j] = _activate(z, <Activation>act, slope)
+
+
+def linear(x, w, b, activation="none", slope=0.01):
+    y = matmul(x, w, trans_b=True)  # (B, IN) @ (IN, OUT)
+    act = _ACTIVATION_CODES[activation]
+    if y.size and (b is not None or act != ACT_NONE):
+        bias = b if b is not None else np.empty(0, dtype=y.dtype)
+        _bias_activate(y, bias, b is not None, act, slope)
+    return y
+
+
+def _column_sums_add(const floating[:, ::1] dy, floating[::1] db):
+    # db += dy.sum(0), summed in float64 row after row (fixed order).
+    cdef Py_ssize_t rows = dy.shape[0], cols = dy.shape[1], i, j
+    cdef double[::1] acc = np.zeros(cols, dtype=np.float64)
+    with nogil:
+        for i in range(rows):
+            for j in range(cols):
+                acc[j] += dy[i, j]
+        for j in range(cols):
+            db[j] = <floating>(db[j] + acc[j])
+
+
+def linear_backward(dy, x, w, dw, db, need_dx=True):
+    matmul(dy, x, trans_a=True, out=dw, accumulate=True)  # (OUT, B) @ (B, IN)
+    if db is not None and dy.size:
+        _column_sums_add(dy, db)
+    return matmul(dy, w) if need_dx else None  # (B, OUT) @ (OUT, IN)
+
+
+# ------------------------------------------------------------------------------- activations
+
+def _activate_all(const floating[::1] x, floating[::1] y, int act, floating slope):
+    cdef Py_ssize_t n = x.shape[0], i
+    for i in prange(n, nogil=True, schedule="static", use_threads_if=_parallel(n)):
+        y[i] = _activate(x[i], <Activation>act, slope)
+
+
+def _unary(x, int act, slope=0.0):
+    y = np.empty_like(x)
+    if x.size:
+        _activate_all(_flat(x), _flat(y), act, slope)
+    return y
+
+
+def relu(x):
+    return _unary(x, ACT_RELU)
+
+
+def leaky_relu(x, slope):
+    return _unary(x, ACT_LEAKY_RELU, slope)
+
+
+def sigmoid(x):
+    return _unary(x, ACT_SIGMOID)
+
+
+def tanh(x):
+    return _unary(x, ACT_TANH)
+
+
+def _derivative_all(const floating[::1] dy, const floating[::1] y, floating[::1] dx, int act,
+                    floating slope):
+    # dx = dy * act'(z), written with the forward output y = act(z).
+    cdef Py_ssize_t n = y.shape[0], i
+    cdef floating v
+    for i in prange(n, nogil=True, schedule="static", use_threads_if=_parallel(n)):
+        v = y[i]
+        if act == ACT_RELU:
+            dx[i] = dy[i] if v > 0 else 0
+        elif act == ACT_LEAKY_RELU:
+            dx[i] = dy[i] if v > 0 else dy[i] * slope
+        elif act == ACT_SIGMOID:
+            dx[i] = dy[i] * v * (1 - v)
+        else:  # tanh
+            dx[i] = dy[i] * (1 - v * v)
+
+
+def _derivative(dy, y, int act, slope=0.0):
+    dx = np.empty_like(dy)
+    if dy.size:
+        _derivative_all(_flat(dy), _flat(y), _flat(dx), act, slope)
+    return dx
+
+
+def relu_backward(dy, y):
+    return _derivative(dy, y, ACT_RELU)
+
+
+def leaky_relu_backward(dy, y, slope):
+    return _derivative(dy, y, ACT_LEAKY_RELU, slope)
+
+
+def sigmoid_backward(dy, y):
+    return _derivative(dy, y, ACT_SIGMOID)
+
+
+def tanh_backward(dy, y):
+    return _derivative(dy, y, ACT_TANH)
+
+
+cdef double _exp_row(const floating* x, floating* e, Py_ssize_t n,
+                     floating* top_out) noexcept nogil:
+    # e = exp(x - max(x)); returns the float64 sum of e (and max(x) in top_out).
+    cdef Py_ssize_t j
+    cdef floating top = x[0]
+    cdef double total = 0
+    for j in range(1, n):
+        if x[j] > top:
+            top = x[j]
+    top_out[0] = top
+    for j in range(n):
+        e[j] = _exp(x[j] - top)
+        total += e[j]
+    return total
+
+
+def _softmax_rows(const floating[:, ::1] x, floating[:, ::1] y):
+    cdef Py_ssize_t rows = x.shape[0], cols = x.shape[1], i, j
+    cdef floating total, top
+    for i in prange(rows, nogil=True, schedule="static", use_threads_if=_parallel(rows * cols)):
+        top = 0  # assigned here so that prange makes it thread-private
+        total = <floating>_exp_row(&x[i, 0], &y[i, 0], cols, &top)
+        for j in range(cols):
+            y[i, j] = y[i, j] / total
+
+
+def softmax(x):
+    y = np.empty_like(x)
+    if x.size:
+        _softmax_rows(x, y)
+    return y
+
+
+def _softmax_backward_rows(const floating[:, ::1] dy, const floating[:, ::1] y,
+                           floating[:, ::1] dx):
+    cdef Py_ssize_t rows = y.shape[0], cols = y.shape[1], i, j
+    cdef double dot
+    cdef floating s
+    for i in prange(rows, nogil=True, schedule="static", use_threads_if=_parallel(rows * cols)):
+        dot = 0
+        for j in range(cols):
+            dot = dot + dy[i, j] * y[i, j]
+        s = <floating>dot
+        for j in range(cols):
+            dx[i, j] = y[i, j] * (dy[i, j] - s)
+
+
+def softmax_backward(dy, y):
+    dx = np.empty_like(dy)
+    if dy.size:
+        _softmax_backward_rows(dy, y, dx)
+    return dx
+
+
+# ------------------------------------------------------------------------------------ losses
+# Each chunk kernel makes one pass over n elements: writes the gradient g (already scaled),
+# writes the per-element loss into `per` when it is not NULL (reduction "none"), and returns
+# the float64 sum of the per-element losses.
+
+cdef double _l1_chunk(const floating* p, const floating* t, floating* g, floating* per,
+                      floating scale, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating d, a
+    cdef double total = 0
+    for i in range(n):
+        d = p[i] - t[i]
+        a = d if d >= 0 else -d
+        g[i] = scale if d > 0 else (-scale if d < 0 else d * scale)  # sign(0) = 0, NaN stays
+        if per != NULL:
+            per[i] = a
+        total += a
+    return total
+
+
+cdef double _mse_chunk(const floating* p, const floating* t, floating* g, floating* per,
+                       floating factor, floating grad_scale, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating d, v
+    cdef double total = 0
+    for i in range(n):
+        d = p[i] - t[i]
+        v = factor * d * d
+        g[i] = d * grad_scale
+        if per != NULL:
+            per[i] = v
+        total += v
+    return total
+
+
+cdef double _bce_chunk(const floating* p, const floating* t, floating* g, floating* per,
+                       floating scale, Py_ssize_t n, int* bad) noexcept nogil:
+    # -(y log p + (1 - y) log(1 - p)), each log clamped at -100 as PyTorch does;
+    # d/dp = (p - y) / max(p (1 - p), 1e-12). Flags any p outside [0, 1] (or NaN) in *bad.
+    cdef Py_ssize_t i
+    cdef floating q, y, log_p, log_1mp, v, denom
+    cdef double total = 0
+    cdef int invalid = 0
+    for i in range(n):
+        q = p[i]
+        y = t[i]
+        if not (q >= 0 and q <= 1):
+            invalid = 1
+        log_p = _log(q)
+        log_p = log_p if log_p > -100 else -100
+        log_1mp = _log1p(-q)
+        log_1mp = log_1mp if log_1mp > -100 else -100
+        v = -(y * log_p + (1 - y) * log_1mp)
+        denom = q * (1 - q)
+        denom = denom if denom > <floating>1e-12 else <floating>1e-12
+        g[i] = (q - y) / denom * scale
+        if per != NULL:
+            per[i] = v
+        total += v
+    bad[0] = invalid
+    return total
+
+
+cdef double _bce_logits_chunk(const floating* z, const floating* t, floating* g, floating* per,
+                              floating scale, Py_ssize_t n) noexcept nogil:
+    # log(1 + e^z) - y z = max(z, 0) - y z + log1p(e^-|z|): no overflow for any z;
+    # d/dz = sigmoid(z) - y, with the same e^-|z|.
+    cdef Py_ssize_t i
+    cdef floating x, y, e, v, s
+    cdef double total = 0
+    for i in range(n):
+        x = z[i]
+        y = t[i]
+        e = _exp(-x if x >= 0 else x)
+        v = (x if x > 0 else 0) - y * x + _log1p(e)
+        s = 1 / (1 + e) if x >= 0 else e / (1 + e)
+        g[i] = (s - y) * scale
+        if per != NULL:
+            per[i] = v
+        total += v
+    return total
+
+
+cdef double _elementwise_loss(LossKind kind, const floating* p, const floating* t, floating* g,
+                              floating* per, floating a, floating b, Py_ssize_t n,
+                              bint* invalid) noexcept nogil:
+    # Runs the chunk kernel of `kind` over fixed chunks (in parallel when large) and adds the
+    # chunk partials in chunk order. a, b: the kernel's scalars (scale; or factor, grad scale).
+    cdef Py_ssize_t chunks = (n + CHUNK - 1) // CHUNK, c, start, length
+    cdef double* partial = <double*>malloc(chunks * sizeof(double))
+    cdef int* bad = <int*>malloc(chunks * sizeof(int))
+    cdef floating* per_c
+    cdef double total = 0
+    for c in prange(chunks, schedule="static", use_threads_if=_parallel(n)):
+        start = c * CHUNK
+        length = n - start if n - start < CHUNK else CHUNK
+        per_c = per + start if per != NULL else NULL
+        bad[c] = 0
+        if kind == LOSS_L1:
+            partial[c] = _l1_chunk(p + start, t + start, g + start, per_c, a, length)
+        elif kind == LOSS_MSE:
+            partial[c] = _mse_chunk(p + start, t + start, g + start, per_c, a, b, length)
+        elif kind == LOSS_BCE:
+            partial[c] = _bce_chunk(p + start, t + start, g + start, per_c, a, length, &bad[c])
+        else:
+            partial[c] = _bce_logits_chunk(p + start, t + start, g + start, per_c, a, length)
+    invalid[0] = False
+    for c in range(chunks):
+        total += partial[c]
+        if bad[c]:
+            invalid[0] = True
+    free(partial)
+    free(bad)
+    return total
+
+
+def _run_loss(int kind, const floating[::1] p, const floating[::1] t, floating[::1] g,
+              floating[::1] per, bint want_per, floating a, floating b):
+    cdef bint invalid
+    cdef double total
+    with nogil:
+        total = _elementwise_loss(<LossKind>kind, &p[0], &t[0], &g[0],
+                                  &per[0] if want_per else NULL, a, b, p.shape[0], &invalid)
+    if invalid:
+        raise ValueError("pred must hold probabilities in [0, 1] (use bce_with_logits_loss "
+                         "for raw scores)")
+    return total
+
+
+def _loss(int kind, pred, target, reduction, a, b=0.0):
+    grad = np.empty_like(pred)
+    per = np.empty_like(pred) if reduction == "none" else grad  # grad: a placeholder, unused
+    total = _run_loss(kind, _flat(pred), _flat(target), _flat(grad), _flat(per),
+                      reduction == "none", a, b)
+    if reduction == "none":
+        return per, grad
+    return (total / pred.size if reduction == "mean" else total), grad
+
+
+def _scale(reduction, count):
+    return 1.0 / count if reduction == "mean" else 1.0
+
+
+def l1_loss(pred, target, reduction="mean"):
+    return _loss(LOSS_L1, pred, target, reduction, _scale(reduction, pred.size))
+
+
+def mse_loss(pred, target, reduction="mean", half=False):
+    factor = 0.5 if half else 1.0
+    return _loss(LOSS_MSE, pred, target, reduction, factor,
+                 2.0 * factor * _scale(reduction, pred.size))
+
+
+def bce_loss(pred, target, reduction="mean"):
+    return _loss(LOSS_BCE, pred, target, reduction, _scale(reduction, pred.size))
+
+
+def bce_with_logits_loss(logits, target, reduction="mean"):
+    return _loss(LOSS_BCE_LOGITS, logits, target, reduction, _scale(reduction, logits.size))
+
+
+def _cross_entropy_rows(const floating[:, ::1] z, const int64_t[::1] labels,
+                        floating[:, ::1] g, double[::1] per_row, floating scale):
+    # Per row: loss = logsumexp(z) - z[label], grad = (softmax(z) - onehot(label)) * scale.
+    # Row losses land in per_row (float64); the caller sums them in row order.
+    cdef Py_ssize_t rows = z.shape[0], cols = z.shape[1], i, j, label
+    cdef double total
+    cdef floating top, factor
+    for i in prange(rows, nogil=True, schedule="static", use_threads_if=_parallel(rows * cols)):
+        top = 0  # assigned here so that prange makes it thread-private
+        total = _exp_row(&z[i, 0], &g[i, 0], cols, &top)  # g[i] = e^(z - max) for now
+        label = labels[i]
+        per_row[i] = log(total) - (z[i, label] - top)
+        factor = <floating>(scale / total)
+        for j in range(cols):
+            g[i, j] = g[i, j] * factor
+        g[i, label] = g[i, label] - scale
+
+
+def cross_entropy_loss(logits, labels, reduction="mean"):
+    batch = logits.shape[0]
+    grad = np.empty_like(logits)
+    per_row = np.empty(batch, dtype=np.float64)
+    _cross_entropy_rows(logits, labels, grad, per_row, _scale(reduction, batch))
+    if reduction == "none":
+        return per_row.astype(logits.dtype), grad
+    total = float(np.add.reduce(per_row))  # fixed order: independent of the thread count
+    return (total / batch if reduction == "mean" else total), grad
+
+
+# --------------------------------------------------------------------------------- optimiser
+
+def _sgd(floating[::1] param, const floating[::1] grad, floating[::1] buf, bint has_buf,
+         floating lr, floating momentum, floating keep, bint nesterov, floating weight_decay,
+         bint first):
+    # keep = 1 - dampening. Same operations, in the same dtype, as ops_numpy.sgd_step.
+    cdef Py_ssize_t n = param.shape[0], i
+    cdef floating g, v
+    for i in prange(n, nogil=True, schedule="static", use_threads_if=_parallel(n)):
+        g = grad[i]
+        if weight_decay != 0:
+            g = g + weight_decay * param[i]
+        if has_buf:
+            v = g if first else momentum * buf[i] + keep * g
+            buf[i] = v
+            g = g + momentum * v if nesterov else v
+        param[i] = param[i] - lr * g
+
+
+def sgd_step(param, grad, buf, lr, momentum, dampening, nesterov, weight_decay, first):
+    if param.size == 0:
+        return None
+    has_buf = momentum != 0
+    _sgd(_flat(param), _flat(grad), _flat(buf if has_buf else param), has_buf, lr, momentum,
+         1.0 - dampening, bool(nesterov), weight_decay, bool(first))
+    return None
