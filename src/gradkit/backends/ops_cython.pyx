@@ -4,10 +4,34 @@
 scipy.linalg.cython_blas. Matches ``ops_numpy``; kernel core only.
 
 Every function trusts its input (C-contiguous, one float dtype; see ``gradkit.backends``).
-Elementwise work runs under ``prange`` only above PARALLEL_MIN elements. Loss values are
-summed in float64 over fixed chunks of CHUNK elements and the chunk partials are added in
-chunk order, so the value is bitwise the same for any thread count.
+
+Determinism: elementwise work is split into fixed chunks of CHUNK elements (rows for the
+row-wise ops), and ``prange`` hands out whole chunks, only above PARALLEL_MIN elements. Every
+element therefore takes the same code path (vector body or scalar tail) for any thread count,
+and loss values, summed in float64 per chunk with the chunk partials added in chunk order, are
+bitwise the same for 1 or 2 threads.
+
+Speed: the inner loops are written so that gcc vectorises them (no branches, no ordered float
+reduction inside the elementwise pass). With glibc, exp/log/log1p/tanh get libmvec's SIMD
+versions (declared below; math.h only declares them under -ffast-math, which would also break
+NaN handling), accurate to a few ulp.
 """
+cdef extern from *:
+    """
+    #include <math.h>
+    #ifdef GRADKIT_HAVE_MVEC
+    #define GK_SIMD __attribute__((__simd__("notinbranch")))
+    GK_SIMD float expf(float);
+    GK_SIMD double exp(double);
+    GK_SIMD float logf(float);
+    GK_SIMD double log(double);
+    GK_SIMD float log1pf(float);
+    GK_SIMD double log1p(double);
+    GK_SIMD float tanhf(float);
+    GK_SIMD double tanh(double);
+    #endif
+    """
+
 from cython cimport floating
 from cython.parallel cimport prange
 from libc cimport math as cmath
@@ -22,9 +46,12 @@ import numpy as np
 cdef enum:
     # Below this many elements a loop stays on one thread: waking a team costs more than it saves.
     PARALLEL_MIN = 1 << 16
-    # Elements per float64 partial sum in the losses. Fixed, so that the split (and hence the
-    # rounding) does not depend on the thread count.
+    # Elements per unit of parallel work and per float64 partial sum in the losses. Fixed, so
+    # that the split (and hence the rounding) does not depend on the thread count.
     CHUNK = 1 << 13
+    # Elements per pass of a loss kernel: per-element values wait in a stack buffer this long
+    # before they are summed, so the elementwise loop has no ordered reduction in it.
+    BLOCK = 256
 
 cdef enum Activation:
     ACT_NONE, ACT_RELU, ACT_LEAKY_RELU, ACT_SIGMOID, ACT_TANH
@@ -38,6 +65,14 @@ cdef enum LossKind:
 
 cdef inline bint _parallel(Py_ssize_t work) noexcept nogil:
     return work >= PARALLEL_MIN and openmp.omp_get_max_threads() > 1
+
+
+cdef inline Py_ssize_t _chunks(Py_ssize_t n) noexcept nogil:
+    return (n + CHUNK - 1) // CHUNK
+
+
+cdef inline Py_ssize_t _chunk_length(Py_ssize_t n, Py_ssize_t start) noexcept nogil:
+    return n - start if n - start < CHUNK else CHUNK
 
 
 # ------------------------------------------------------------- scalar maths in the fused dtype
@@ -140,17 +175,36 @@ def matmul(a, b, trans_a=False, trans_b=False, out=None, accumulate=False):
     return out
 
 
+cdef void _activate_chunk(const floating* x, floating* y, Py_ssize_t n, Activation act,
+                          floating slope) noexcept nogil:
+    # y = act(x), x may be y. One plain loop per activation, so each one vectorises.
+    cdef Py_ssize_t i
+    if act == ACT_RELU:
+        for i in range(n):
+            y[i] = _activate(x[i], ACT_RELU, slope)
+    elif act == ACT_LEAKY_RELU:
+        for i in range(n):
+            y[i] = _activate(x[i], ACT_LEAKY_RELU, slope)
+    elif act == ACT_SIGMOID:
+        for i in range(n):
+            y[i] = _activate(x[i], ACT_SIGMOID, slope)
+    elif act == ACT_TANH:
+        for i in range(n):
+            y[i] = _activate(x[i], ACT_TANH, slope)
+    elif x != y:
+        for i in range(n):
+            y[i] = x[i]
+
+
 def _bias_activate(floating[:, ::1] y, const floating[::1] bias, bint has_bias, int act,
                    floating slope):
-    # The GEMM epilogue, one pass over y: y = act(y + bias).
+    # The GEMM epilogue, row by row in place: y = act(y + bias).
     cdef Py_ssize_t rows = y.shape[0], cols = y.shape[1], i, j
-    cdef floating z
     for i in prange(rows, nogil=True, schedule="static", use_threads_if=_parallel(rows * cols)):
-        for j in range(cols):
-            z = y[i, j]
-            if has_bias:
-                z = z + bias[j]
-            y[i, j] = _activate(z, <Activation>act, slope)
+        if has_bias:
+            for j in range(cols):
+                y[i, j] = y[i, j] + bias[j]
+        _activate_chunk(&y[i, 0], &y[i, 0], cols, <Activation>act, slope)
 
 
 def linear(x, w, b, activation="none", slope=0.01):
@@ -184,9 +238,10 @@ def linear_backward(dy, x, w, dw, db, need_dx=True):
 # ------------------------------------------------------------------------------- activations
 
 def _activate_all(const floating[::1] x, floating[::1] y, int act, floating slope):
-    cdef Py_ssize_t n = x.shape[0], i
-    for i in prange(n, nogil=True, schedule="static", use_threads_if=_parallel(n)):
-        y[i] = _activate(x[i], <Activation>act, slope)
+    cdef Py_ssize_t n = x.shape[0], c, start
+    for c in prange(_chunks(n), nogil=True, schedule="static", use_threads_if=_parallel(n)):
+        start = c * CHUNK
+        _activate_chunk(&x[start], &y[start], _chunk_length(n, start), <Activation>act, slope)
 
 
 def _unary(x, int act, slope=0.0):
@@ -212,21 +267,31 @@ def tanh(x):
     return _unary(x, ACT_TANH)
 
 
+cdef void _derivative_chunk(const floating* dy, const floating* y, floating* dx, Py_ssize_t n,
+                            Activation act, floating slope) noexcept nogil:
+    # dx = dy * act'(z), written with the forward output y = act(z).
+    cdef Py_ssize_t i
+    if act == ACT_RELU:
+        for i in range(n):
+            dx[i] = dy[i] if y[i] > 0 else 0
+    elif act == ACT_LEAKY_RELU:
+        for i in range(n):
+            dx[i] = dy[i] if y[i] > 0 else dy[i] * slope
+    elif act == ACT_SIGMOID:
+        for i in range(n):
+            dx[i] = dy[i] * y[i] * (1 - y[i])
+    else:  # tanh
+        for i in range(n):
+            dx[i] = dy[i] * (1 - y[i] * y[i])
+
+
 def _derivative_all(const floating[::1] dy, const floating[::1] y, floating[::1] dx, int act,
                     floating slope):
-    # dx = dy * act'(z), written with the forward output y = act(z).
-    cdef Py_ssize_t n = y.shape[0], i
-    cdef floating v
-    for i in prange(n, nogil=True, schedule="static", use_threads_if=_parallel(n)):
-        v = y[i]
-        if act == ACT_RELU:
-            dx[i] = dy[i] if v > 0 else 0
-        elif act == ACT_LEAKY_RELU:
-            dx[i] = dy[i] if v > 0 else dy[i] * slope
-        elif act == ACT_SIGMOID:
-            dx[i] = dy[i] * v * (1 - v)
-        else:  # tanh
-            dx[i] = dy[i] * (1 - v * v)
+    cdef Py_ssize_t n = y.shape[0], c, start
+    for c in prange(_chunks(n), nogil=True, schedule="static", use_threads_if=_parallel(n)):
+        start = c * CHUNK
+        _derivative_chunk(&dy[start], &y[start], &dx[start], _chunk_length(n, start),
+                          <Activation>act, slope)
 
 
 def _derivative(dy, y, int act, slope=0.0):
@@ -307,64 +372,92 @@ def softmax_backward(dy, y):
 
 
 # ------------------------------------------------------------------------------------ losses
-# Each chunk kernel makes one pass over n elements: writes the gradient g (already scaled),
-# writes the per-element loss into `per` when it is not NULL (reduction "none"), and returns
-# the float64 sum of the per-element losses.
+# Each chunk kernel makes one pass over n elements (n <= CHUNK): writes the gradient g (already
+# scaled), writes the per-element loss into `per` when it is not NULL (reduction "none"), and
+# returns the float64 sum of the per-element losses. The elementwise loop of each BLOCK writes
+# its values to memory and _sum_block adds them afterwards: an ordered float64 sum inside the
+# loop would keep gcc from vectorising it.
+
+cdef double _sum_block(const floating* v, Py_ssize_t n) noexcept nogil:
+    # Float64 sum in a fixed order with 8 independent lanes (two vector registers).
+    cdef double acc[8]
+    cdef Py_ssize_t i, lane, full = n - n % 8
+    for lane in range(8):
+        acc[lane] = 0
+    for i in range(0, full, 8):
+        for lane in range(8):
+            acc[lane] += v[i + lane]
+    for i in range(full, n):
+        acc[0] += v[i]
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
+
 
 cdef double _l1_chunk(const floating* p, const floating* t, floating* g, floating* per,
                       floating scale, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef floating d, a
+    cdef floating block[BLOCK]
+    cdef floating* v
+    cdef floating d
     cdef double total = 0
-    for i in range(n):
-        d = p[i] - t[i]
-        a = d if d >= 0 else -d
-        g[i] = scale if d > 0 else (-scale if d < 0 else d * scale)  # sign(0) = 0, NaN stays
-        if per != NULL:
-            per[i] = a
-        total += a
+    cdef Py_ssize_t blk, start, m, i
+    for blk in range((n + BLOCK - 1) // BLOCK):
+        start = blk * BLOCK
+        m = n - start if n - start < BLOCK else BLOCK
+        v = per + start if per != NULL else block
+        for i in range(m):
+            d = p[start + i] - t[start + i]
+            v[i] = d if d >= 0 else -d
+            # sign(d) * scale; sign(0) = 0 and NaN stays NaN, as np.sign
+            g[start + i] = scale if d > 0 else (-scale if d < 0 else d * scale)
+        total += _sum_block(v, m)
     return total
 
 
 cdef double _mse_chunk(const floating* p, const floating* t, floating* g, floating* per,
                        floating factor, floating grad_scale, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef floating d, v
+    cdef floating block[BLOCK]
+    cdef floating* v
+    cdef floating d
     cdef double total = 0
-    for i in range(n):
-        d = p[i] - t[i]
-        v = factor * d * d
-        g[i] = d * grad_scale
-        if per != NULL:
-            per[i] = v
-        total += v
+    cdef Py_ssize_t blk, start, m, i
+    for blk in range((n + BLOCK - 1) // BLOCK):
+        start = blk * BLOCK
+        m = n - start if n - start < BLOCK else BLOCK
+        v = per + start if per != NULL else block
+        for i in range(m):
+            d = p[start + i] - t[start + i]
+            v[i] = factor * d * d
+            g[start + i] = d * grad_scale
+        total += _sum_block(v, m)
     return total
 
 
 cdef double _bce_chunk(const floating* p, const floating* t, floating* g, floating* per,
                        floating scale, Py_ssize_t n, int* bad) noexcept nogil:
     # -(y log p + (1 - y) log(1 - p)), each log clamped at -100 as PyTorch does;
-    # d/dp = (p - y) / max(p (1 - p), 1e-12). Flags any p outside [0, 1] (or NaN) in *bad.
-    cdef Py_ssize_t i
-    cdef floating q, y, log_p, log_1mp, v, denom
+    # d/dp = (p - y) / max(p (1 - p), 1e-12). Sets *bad when some p is outside [0, 1] or NaN.
+    cdef floating block[BLOCK]
+    cdef floating* v
+    cdef floating q, y, log_p, log_1mp, denom
     cdef double total = 0
     cdef int invalid = 0
-    for i in range(n):
-        q = p[i]
-        y = t[i]
-        if not (q >= 0 and q <= 1):
-            invalid = 1
-        log_p = _log(q)
-        log_p = log_p if log_p > -100 else -100
-        log_1mp = _log1p(-q)
-        log_1mp = log_1mp if log_1mp > -100 else -100
-        v = -(y * log_p + (1 - y) * log_1mp)
-        denom = q * (1 - q)
-        denom = denom if denom > <floating>1e-12 else <floating>1e-12
-        g[i] = (q - y) / denom * scale
-        if per != NULL:
-            per[i] = v
-        total += v
+    cdef Py_ssize_t blk, start, m, i
+    for blk in range((n + BLOCK - 1) // BLOCK):
+        start = blk * BLOCK
+        m = n - start if n - start < BLOCK else BLOCK
+        v = per + start if per != NULL else block
+        for i in range(m):
+            q = p[start + i]
+            y = t[start + i]
+            invalid |= (q < 0) | (q > 1) | (q != q)
+            log_p = _log(q)
+            log_p = log_p if log_p > -100 else -100
+            log_1mp = _log1p(-q)
+            log_1mp = log_1mp if log_1mp > -100 else -100
+            v[i] = -(y * log_p + (1 - y) * log_1mp)
+            denom = q * (1 - q)
+            denom = denom if denom > <floating>1e-12 else <floating>1e-12
+            g[start + i] = (q - y) / denom * scale
+        total += _sum_block(v, m)
     bad[0] = invalid
     return total
 
@@ -372,20 +465,24 @@ cdef double _bce_chunk(const floating* p, const floating* t, floating* g, floati
 cdef double _bce_logits_chunk(const floating* z, const floating* t, floating* g, floating* per,
                               floating scale, Py_ssize_t n) noexcept nogil:
     # log(1 + e^z) - y z = max(z, 0) - y z + log1p(e^-|z|): no overflow for any z;
-    # d/dz = sigmoid(z) - y, with the same e^-|z|.
-    cdef Py_ssize_t i
-    cdef floating x, y, e, v, s
+    # d/dz = sigmoid(z) - y, from the same e^-|z|.
+    cdef floating block[BLOCK]
+    cdef floating* v
+    cdef floating x, y, e, s
     cdef double total = 0
-    for i in range(n):
-        x = z[i]
-        y = t[i]
-        e = _exp(-x if x >= 0 else x)
-        v = (x if x > 0 else 0) - y * x + _log1p(e)
-        s = 1 / (1 + e) if x >= 0 else e / (1 + e)
-        g[i] = (s - y) * scale
-        if per != NULL:
-            per[i] = v
-        total += v
+    cdef Py_ssize_t blk, start, m, i
+    for blk in range((n + BLOCK - 1) // BLOCK):
+        start = blk * BLOCK
+        m = n - start if n - start < BLOCK else BLOCK
+        v = per + start if per != NULL else block
+        for i in range(m):
+            x = z[start + i]
+            y = t[start + i]
+            e = _exp(-x if x >= 0 else x)
+            v[i] = (x if x > 0 else 0) - y * x + _log1p(e)
+            s = 1 / (1 + e) if x >= 0 else e / (1 + e)
+            g[start + i] = (s - y) * scale
+        total += _sum_block(v, m)
     return total
 
 
@@ -394,14 +491,14 @@ cdef double _elementwise_loss(LossKind kind, const floating* p, const floating* 
                               bint* invalid) noexcept nogil:
     # Runs the chunk kernel of `kind` over fixed chunks (in parallel when large) and adds the
     # chunk partials in chunk order. a, b: the kernel's scalars (scale; or factor, grad scale).
-    cdef Py_ssize_t chunks = (n + CHUNK - 1) // CHUNK, c, start, length
+    cdef Py_ssize_t chunks = _chunks(n), c, start, length
     cdef double* partial = <double*>malloc(chunks * sizeof(double))
     cdef int* bad = <int*>malloc(chunks * sizeof(int))
     cdef floating* per_c
     cdef double total = 0
     for c in prange(chunks, schedule="static", use_threads_if=_parallel(n)):
         start = c * CHUNK
-        length = n - start if n - start < CHUNK else CHUNK
+        length = _chunk_length(n, start)
         per_c = per + start if per != NULL else NULL
         bad[c] = 0
         if kind == LOSS_L1:
@@ -498,21 +595,34 @@ def cross_entropy_loss(logits, labels, reduction="mean"):
 
 # --------------------------------------------------------------------------------- optimiser
 
+cdef void _sgd_chunk(floating* param, const floating* grad, floating* buf, Py_ssize_t n,
+                     floating lr, floating momentum, floating keep, bint nesterov,
+                     floating weight_decay, bint first) noexcept nogil:
+    # keep = 1 - dampening; buf is NULL without momentum. The same operations, in the same
+    # dtype, as ops_numpy.sgd_step.
+    cdef Py_ssize_t i
+    cdef floating g, v
+    if buf == NULL:
+        for i in range(n):
+            g = grad[i] + weight_decay * param[i] if weight_decay != 0 else grad[i]
+            param[i] = param[i] - lr * g
+        return
+    for i in range(n):
+        g = grad[i] + weight_decay * param[i] if weight_decay != 0 else grad[i]
+        v = g if first else momentum * buf[i] + keep * g
+        buf[i] = v
+        g = g + momentum * v if nesterov else v
+        param[i] = param[i] - lr * g
+
+
 def _sgd(floating[::1] param, const floating[::1] grad, floating[::1] buf, bint has_buf,
          floating lr, floating momentum, floating keep, bint nesterov, floating weight_decay,
          bint first):
-    # keep = 1 - dampening. Same operations, in the same dtype, as ops_numpy.sgd_step.
-    cdef Py_ssize_t n = param.shape[0], i
-    cdef floating g, v
-    for i in prange(n, nogil=True, schedule="static", use_threads_if=_parallel(n)):
-        g = grad[i]
-        if weight_decay != 0:
-            g = g + weight_decay * param[i]
-        if has_buf:
-            v = g if first else momentum * buf[i] + keep * g
-            buf[i] = v
-            g = g + momentum * v if nesterov else v
-        param[i] = param[i] - lr * g
+    cdef Py_ssize_t n = param.shape[0], c, start
+    for c in prange(_chunks(n), nogil=True, schedule="static", use_threads_if=_parallel(n)):
+        start = c * CHUNK
+        _sgd_chunk(&param[start], &grad[start], &buf[start] if has_buf else NULL,
+                   _chunk_length(n, start), lr, momentum, keep, nesterov, weight_decay, first)
 
 
 def sgd_step(param, grad, buf, lr, momentum, dampening, nesterov, weight_decay, first):
