@@ -310,3 +310,29 @@ def test_loss_values_identical_for_one_and_two_threads(rng, dtype):
         one, two = results[key], results[(2,) + key[1:]]
         assert one[0] == two[0], key  # bitwise: no tolerance
         np.testing.assert_array_equal(one[1], two[1])
+
+
+def test_elementwise_and_rowwise_ops_identical_for_one_and_two_threads(rng, dtype):
+    # Fixed chunks: an element takes the same code path (vector body or tail) for any split.
+    n = 300_001
+    x, dy = data(rng, (n,), dtype), data(rng, (n,), dtype)
+    rows = data(rng, (n // 11, 11), dtype)
+    w, b = data(rng, (13, 11), dtype), data(rng, (13,), dtype)
+    param, grad, buf = data(rng, (n,), dtype), data(rng, (n,), dtype), data(rng, (n,), dtype)
+    results = {}
+    for threads in (1, 2):
+        gk.set_num_threads(threads)
+        out = {}
+        for name in UNARY:
+            out[name] = getattr(cy, name)(x)
+            out[name + "_backward"] = getattr(cy, name + "_backward")(dy, out[name])
+        out["softmax"] = cy.softmax(rows)
+        out["softmax_backward"] = cy.softmax_backward(rows, out["softmax"])
+        for activation in ACTIVATIONS:
+            out["linear_" + activation] = cy.linear(rows, w, b, activation, 0.1)
+        p, m = param.copy(), buf.copy()
+        cy.sgd_step(p, grad, m, 0.1, 0.9, 0.0, True, 0.01, False)
+        out["sgd_param"], out["sgd_buf"] = p, m
+        results[threads] = out
+    for key, value in results[1].items():
+        np.testing.assert_array_equal(value, results[2][key], err_msg=key)

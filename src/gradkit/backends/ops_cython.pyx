@@ -107,8 +107,9 @@ cdef inline floating _tanh(floating x) noexcept nogil:
 
 cdef inline floating _sigmoid(floating x) noexcept nogil:
     # e^-|x| never overflows; the two branches are the same function.
+    cdef floating one = 1  # typed: a bare 1 is a C double and would promote the float maths
     cdef floating e = _exp(-x if x >= 0 else x)
-    return 1 / (1 + e) if x >= 0 else e / (1 + e)
+    return one / (one + e) if x >= 0 else e / (one + e)
 
 
 cdef inline floating _activate(floating z, Activation act, floating slope) noexcept nogil:
@@ -271,6 +272,7 @@ cdef void _derivative_chunk(const floating* dy, const floating* y, floating* dx,
                             Activation act, floating slope) noexcept nogil:
     # dx = dy * act'(z), written with the forward output y = act(z).
     cdef Py_ssize_t i
+    cdef floating one = 1  # typed, see _sigmoid
     if act == ACT_RELU:
         for i in range(n):
             dx[i] = dy[i] if y[i] > 0 else 0
@@ -279,10 +281,10 @@ cdef void _derivative_chunk(const floating* dy, const floating* y, floating* dx,
             dx[i] = dy[i] if y[i] > 0 else dy[i] * slope
     elif act == ACT_SIGMOID:
         for i in range(n):
-            dx[i] = dy[i] * y[i] * (1 - y[i])
+            dx[i] = dy[i] * y[i] * (one - y[i])
     else:  # tanh
         for i in range(n):
-            dx[i] = dy[i] * (1 - y[i] * y[i])
+            dx[i] = dy[i] * (one - y[i] * y[i])
 
 
 def _derivative_all(const floating[::1] dy, const floating[::1] y, floating[::1] dx, int act,
@@ -438,6 +440,7 @@ cdef double _bce_chunk(const floating* p, const floating* t, floating* g, floati
     cdef floating block[BLOCK]
     cdef floating* v
     cdef floating q, y, log_p, log_1mp, denom
+    cdef floating zero = 0, one = 1, floor = -100, tiny = 1e-12  # typed, see _sigmoid
     cdef double total = 0
     cdef int invalid = 0
     cdef Py_ssize_t blk, start, m, i
@@ -448,14 +451,14 @@ cdef double _bce_chunk(const floating* p, const floating* t, floating* g, floati
         for i in range(m):
             q = p[start + i]
             y = t[start + i]
-            invalid |= (q < 0) | (q > 1) | (q != q)
+            invalid |= (q < zero) | (q > one) | (q != q)
             log_p = _log(q)
-            log_p = log_p if log_p > -100 else -100
+            log_p = log_p if log_p > floor else floor
             log_1mp = _log1p(-q)
-            log_1mp = log_1mp if log_1mp > -100 else -100
-            v[i] = -(y * log_p + (1 - y) * log_1mp)
-            denom = q * (1 - q)
-            denom = denom if denom > <floating>1e-12 else <floating>1e-12
+            log_1mp = log_1mp if log_1mp > floor else floor
+            v[i] = -(y * log_p + (one - y) * log_1mp)
+            denom = q * (one - q)
+            denom = denom if denom > tiny else tiny
             g[start + i] = (q - y) / denom * scale
         total += _sum_block(v, m)
     bad[0] = invalid
@@ -469,6 +472,7 @@ cdef double _bce_logits_chunk(const floating* z, const floating* t, floating* g,
     cdef floating block[BLOCK]
     cdef floating* v
     cdef floating x, y, e, s
+    cdef floating zero = 0, one = 1  # typed, see _sigmoid
     cdef double total = 0
     cdef Py_ssize_t blk, start, m, i
     for blk in range((n + BLOCK - 1) // BLOCK):
@@ -479,8 +483,8 @@ cdef double _bce_logits_chunk(const floating* z, const floating* t, floating* g,
             x = z[start + i]
             y = t[start + i]
             e = _exp(-x if x >= 0 else x)
-            v[i] = (x if x > 0 else 0) - y * x + _log1p(e)
-            s = 1 / (1 + e) if x >= 0 else e / (1 + e)
+            v[i] = (x if x > zero else zero) - y * x + _log1p(e)
+            s = one / (one + e) if x >= zero else e / (one + e)
             g[start + i] = (s - y) * scale
         total += _sum_block(v, m)
     return total
