@@ -41,6 +41,8 @@ cimport openmp
 
 import numpy as np
 
+from gradkit._validation import bce_pred_message
+
 cdef enum:
     # Below this many elements a loop stays on one thread: waking a team costs more than it saves.
     PARALLEL_MIN = 1 << 16
@@ -534,8 +536,9 @@ def _run_loss(int kind, const floating[::1] p, const floating[::1] t, floating[:
         total = _elementwise_loss(<LossKind>kind, &p[0], &t[0], &g[0],
                                   &per[0] if want_per else NULL, a, b, p.shape[0], &invalid)
     if invalid:
-        raise ValueError("pred must hold probabilities in [0, 1] (use bce_with_logits_loss "
-                         "for raw scores)")
+        # Error path only: count the offenders for the message every backend shares.
+        arr = np.asarray(p)
+        raise ValueError(bce_pred_message(int(np.count_nonzero(~((arr >= 0) & (arr <= 1))))))
     return total
 
 
