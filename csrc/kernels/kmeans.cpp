@@ -89,6 +89,40 @@ void dots_rows(T* dots, const T* X, int64_t rows, int64_t d, const T* packed, in
   kmeans_portable::dots_rows(dots, X, rows, d, packed, ncols);
 }
 
+// Sums of squares in float64 with 8 independent partial sums, added in a fixed order: the
+// compiler vectorises them (one running sum would be a latency-bound scalar chain).
+template <typename T>
+inline double sq_norm(const T* x, int64_t d) {
+  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t p = 0;
+  for (; p + 8 <= d; p += 8)
+    for (int l = 0; l < 8; ++l) acc[l] += static_cast<double>(x[p + l]) * x[p + l];
+  for (; p < d; ++p) acc[0] += static_cast<double>(x[p]) * x[p];
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+template <typename T>
+inline double sq_dist(const T* x, const T* c, int64_t d) {
+  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t p = 0;
+  for (; p + 8 <= d; p += 8)
+    for (int l = 0; l < 8; ++l) {
+      const double diff = static_cast<double>(x[p + l]) - c[p + l];
+      acc[l] += diff * diff;
+    }
+  for (; p < d; ++p) {
+    const double diff = static_cast<double>(x[p]) - c[p];
+    acc[0] += diff * diff;
+  }
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+// s += wi * x in float64 (vectorises: no reduction).
+template <typename T>
+inline void add_scaled(double* s, const T* x, double wi, int64_t d) {
+  for (int64_t p = 0; p < d; ++p) s[p] += wi * static_cast<double>(x[p]);
+}
+
 // Centres packed for the tiles (see kmeans_tile.hpp).
 template <typename T>
 struct Packed {
@@ -171,18 +205,11 @@ void assign_pass(std::vector<Partial>& parts, int32_t* labels, const T* X, const
           const double wi = w ? static_cast<double>(w[i]) : 1.0;
           part.changed += labels[i] != j;
           labels[i] = j;
-          double xx = 0;
           if (update) {
             part.weight[j] += wi;
-            double* s = part.sums.data() + j * d;
-            for (int64_t p = 0; p < d; ++p) {
-              const double xv = x[p];
-              s[p] += wi * xv;
-              xx += xv * xv;
-            }
-          } else {
-            for (int64_t p = 0; p < d; ++p) xx += static_cast<double>(x[p]) * x[p];
+            add_scaled(part.sums.data() + j * d, x, wi, d);
           }
+          const double xx = sq_norm(x, d);
           part.inertia += wi * std::max(0.0, xx + static_cast<double>(mind[r]));
         }
       }
@@ -211,12 +238,7 @@ int64_t relocate_empty(std::vector<double>& sums, std::vector<double>& weight,
   for (int64_t i = 0; i < n; ++i) {
     const T* x = X + i * d;
     const T* c = centers + static_cast<int64_t>(labels[i]) * d;
-    double s = 0;
-    for (int64_t p = 0; p < d; ++p) {
-      const double diff = static_cast<double>(x[p]) - c[p];
-      s += diff * diff;
-    }
-    const Item item{s, i};
+    const Item item{sq_dist(x, c, d), i};
     if (static_cast<int64_t>(heap.size()) < m) {
       heap.push_back(item);
       std::push_heap(heap.begin(), heap.end(), farther);
@@ -295,12 +317,7 @@ double kmeans_inertia(const int32_t* labels, const T* X, const T* w, const T* ce
     for (int64_t i = chunk_begin(c, chunks, n); i < chunk_begin(c + 1, chunks, n); ++i) {
       const T* x = X + i * d;
       const T* ctr = centers + static_cast<int64_t>(labels[i]) * d;
-      double s = 0;
-      for (int64_t p = 0; p < d; ++p) {
-        const double diff = static_cast<double>(x[p]) - ctr[p];
-        s += diff * diff;
-      }
-      acc += (w ? static_cast<double>(w[i]) : 1.0) * s;
+      acc += (w ? static_cast<double>(w[i]) : 1.0) * sq_dist(x, ctr, d);
     }
     part[c] = acc;
   }
@@ -393,8 +410,7 @@ void kmeans_plusplus(int64_t* indices, const T* X, const T* w, int64_t n, int64_
           for (int64_t r = 0; r < rows; ++r) {
             const int64_t i = i0 + r;
             const T* x = X + i * d;
-            T xx = 0;
-            for (int64_t p = 0; p < d; ++p) xx += x[p] * x[p];
+            const T xx = static_cast<T>(sq_norm(x, d));
             for (int64_t cc = 0; cc < ncand; ++cc) {
               T dist = xx + pk.cnorm[cc] - T(2) * dots[r * ncand + cc];
               dist = std::max(dist, T(0));
