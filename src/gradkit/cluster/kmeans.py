@@ -36,6 +36,16 @@ _DTYPES = [np.float64, np.float32]
 _VARIANCE_CHUNK = 1 << 16  # rows per chunk when computing the variance without a copy of X
 
 
+def _ops():
+    """The selected backend, or the C++ one for backends without k-means kernels (cython)."""
+    ops = _config.ops()
+    if not hasattr(ops, "kmeans_lloyd"):
+        from gradkit.backends import load
+
+        ops = load("cpp")
+    return ops
+
+
 def _threads(n_threads):
     return _config.get_num_threads() if n_threads is None else int(n_threads)
 
@@ -65,7 +75,7 @@ def _n_local_trials(n_clusters):
 def _plusplus_indices(X, sample_weight, n_clusters, random_state, n_threads):
     trials = _n_local_trials(n_clusters)
     uniforms = random_state.uniform(size=1 + (n_clusters - 1) * trials)
-    return _config.ops().kmeans_plusplus(X, sample_weight, n_clusters, trials, uniforms,
+    return _ops().kmeans_plusplus(X, sample_weight, n_clusters, trials, uniforms,
                                          n_threads)
 
 
@@ -96,7 +106,7 @@ def kmeans_plusplus(X, n_clusters, *, sample_weight=None, random_state=None,
     sample_weight = _weights(sample_weight, X)
     rs = check_random_state(random_state)
     uniforms = rs.uniform(size=1 + (n_clusters - 1) * n_local_trials)
-    indices = _config.ops().kmeans_plusplus(X, sample_weight, int(n_clusters),
+    indices = _ops().kmeans_plusplus(X, sample_weight, int(n_clusters),
                                             int(n_local_trials), uniforms, _threads(None))
     return X[indices], indices
 
@@ -169,8 +179,11 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
         init = self.init
         if isinstance(init, str):
             return init
-        init = check_array(init, dtype=X.dtype, order="C", copy=True, input_name="init")
         expected = (self.n_clusters, X.shape[1])
+        if np.ndim(init) != 2:
+            raise ValueError(f"init has shape {np.shape(init)}; it must be (n_clusters, "
+                             f"n_features) = {expected}")
+        init = check_array(init, dtype=X.dtype, order="C", copy=True, input_name="init")
         if init.shape != expected:
             raise ValueError(f"init has shape {init.shape}; it must be (n_clusters, n_features) "
                              f"= {expected}")
@@ -193,7 +206,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
         tol = self.tol * _mean_variance(X) if self.tol > 0 else 0.0
         n_threads = _threads(self.n_threads)
         random_state = check_random_state(self.random_state)
-        ops = _config.ops()
+        ops = _ops()
 
         best = None
         for _ in range(n_init):
@@ -231,7 +244,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
     def predict(self, X, sample_weight=None):
         """Index of the nearest centre for each row of X (int32)."""
         X = self._check_test_data(X)
-        labels, _ = _config.ops().kmeans_assign(X, None, self._centers_for(X),
+        labels, _ = _ops().kmeans_assign(X, None, self._centers_for(X),
                                                 _threads(self.n_threads))
         return labels
 
@@ -258,7 +271,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
         X = self._check_test_data(X)
         sample_weight = _weights(sample_weight, X)
         centers = self._centers_for(X)
-        ops = _config.ops()
+        ops = _ops()
         n_threads = _threads(self.n_threads)
         labels, _ = ops.kmeans_assign(X, sample_weight, centers, n_threads)
         return -float(ops.kmeans_inertia(X, sample_weight, centers, labels, n_threads))
