@@ -111,15 +111,25 @@ def kmeans_plusplus(X, n_clusters, *, sample_weight=None, random_state=None,
     return X[indices], indices
 
 
+_LABEL_CHUNK = 1 << 20  # labels per chunk: np.bincount/np.unique copy their input to intp
+
+
+def _count_distinct(labels, n_clusters):
+    counts = np.zeros(n_clusters, dtype=np.int64)
+    for start in range(0, labels.shape[0], _LABEL_CHUNK):
+        counts += np.bincount(labels[start:start + _LABEL_CHUNK], minlength=n_clusters)
+    return int(np.count_nonzero(counts))
+
+
 def _same_clustering(labels1, labels2, n_clusters):
     """True when two labelings are equal up to a permutation of the cluster ids."""
-    mapping = np.full(n_clusters, -1, dtype=np.int64)
-    for a, b in zip(labels1, labels2):
-        if mapping[a] == -1:
-            mapping[a] = b
-        elif mapping[a] != b:
-            return False
-    return True
+    pairs = set()
+    for start in range(0, labels1.shape[0], _LABEL_CHUNK):
+        a = labels1[start:start + _LABEL_CHUNK].astype(np.int64)
+        b = labels2[start:start + _LABEL_CHUNK]
+        pairs.update(np.unique(a * n_clusters + b).tolist())
+    firsts = [p // n_clusters for p in pairs]
+    return len(firsts) == len(set(firsts))
 
 
 class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, BaseEstimator):
@@ -220,7 +230,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
                 best = (centers, labels, inertia, n_iter)
 
         centers, labels, inertia, n_iter = best
-        distinct = int(np.count_nonzero(np.bincount(labels, minlength=self.n_clusters)))
+        distinct = _count_distinct(labels, self.n_clusters)
         if distinct < self.n_clusters:
             warnings.warn(f"Number of distinct clusters ({distinct}) found smaller than "
                           f"n_clusters ({self.n_clusters}). Possibly due to duplicate points "
