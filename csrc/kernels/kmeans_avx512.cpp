@@ -27,6 +27,7 @@ struct Simd<float> {
   static reg load(const float* p) { return _mm512_loadu_ps(p); }
   static void store(float* p, reg v) { _mm512_storeu_ps(p, v); }
   static reg fmadd(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
+  static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
   static reg fnmadd(reg a, reg b, reg c) { return _mm512_fnmadd_ps(a, b, c); }
   static mask lt(reg a, reg b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
   static mask eq(reg a, reg b) { return _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ); }
@@ -54,6 +55,7 @@ struct Simd<double> {
   static reg load(const double* p) { return _mm512_loadu_pd(p); }
   static void store(double* p, reg v) { _mm512_storeu_pd(p, v); }
   static reg fmadd(reg a, reg b, reg c) { return _mm512_fmadd_pd(a, b, c); }
+  static reg add(reg a, reg b) { return _mm512_add_pd(a, b); }
   static reg fnmadd(reg a, reg b, reg c) { return _mm512_fnmadd_pd(a, b, c); }
   static mask lt(reg a, reg b) { return _mm512_cmp_pd_mask(a, b, _CMP_LT_OQ); }
   static mask eq(reg a, reg b) { return _mm512_cmp_pd_mask(a, b, _CMP_EQ_OQ); }
@@ -77,7 +79,8 @@ struct Simd<double> {
 constexpr int MR = 8;  // rows per register block
 
 // acc[r][v] = sum_p x_r[p] * panel[p, v W : v W + W]: MR x NV accumulators, one broadcast of
-// x per row and NV loads of the panel per p.
+// x per row and NV loads of the panel per p. With one vector per row, 8 chains cannot hide the
+// FMA latency, so even and odd p go to two sets of accumulators, added at the end.
 template <typename T, int NV>
 inline void dot_block(typename Simd<T>::reg (&acc)[MR][NV], const T* const (&xr)[MR], int64_t d,
                       const T* panel) {
@@ -87,7 +90,23 @@ inline void dot_block(typename Simd<T>::reg (&acc)[MR][NV], const T* const (&xr)
   for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 2
     for (int v = 0; v < NV; ++v) acc[r][v] = S::zero();
-  for (int64_t p = 0; p < d; ++p) {
+  int64_t p = 0;
+  if constexpr (NV == 1) {
+    typename S::reg odd[MR];
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) odd[r] = S::zero();
+    for (; p + 2 <= d; p += 2) {
+      const typename S::reg b0 = S::load(panel + p * NR), b1 = S::load(panel + (p + 1) * NR);
+#pragma GCC unroll 8
+      for (int r = 0; r < MR; ++r) {
+        acc[r][0] = S::fmadd(S::set1(xr[r][p]), b0, acc[r][0]);
+        odd[r] = S::fmadd(S::set1(xr[r][p + 1]), b1, odd[r]);
+      }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) acc[r][0] = S::add(acc[r][0], odd[r]);
+  }
+  for (; p < d; ++p) {
     typename S::reg b[NV];
 #pragma GCC unroll 2
     for (int v = 0; v < NV; ++v) b[v] = S::load(panel + p * NR + v * S::W);
