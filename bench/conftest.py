@@ -17,6 +17,7 @@ import os
 import numpy as np
 import pytest
 
+import gradkit as gk
 from gradkit import backends
 
 
@@ -52,6 +53,21 @@ def backend_function(name, function):
     if not hasattr(module, function):
         pytest.skip(f"backend {name!r} has no {function} yet")
     return getattr(module, function)
+
+
+@pytest.fixture(autouse=True)
+def _threads_from_environment():
+    """Hold every backend to OMP_NUM_THREADS for each benchmark.
+
+    Loading the Numba backend starts Numba's threading layer, which resets the OpenMP thread
+    count that _core shares (and Numba itself ignores OMP_NUM_THREADS): without this, a
+    "1 thread" run times gradkit with 2 threads on a machine where the other core is busy.
+    """
+    backends.available()  # import every backend first, so none can reset the count later
+    wanted = os.environ.get("OMP_NUM_THREADS")
+    if wanted:
+        gk.set_num_threads(int(wanted))
+    yield
 
 
 @pytest.fixture
