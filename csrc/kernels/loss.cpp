@@ -108,6 +108,18 @@ template <typename T>
 double l1_loss_fused(T* grad, T* per, const T* pred, const T* target, int64_t n, Reduction r) {
   const T s = grad_scale<T>(r, n);
   if (r != Reduction::none) per = nullptr;
+  if constexpr (std::is_same_v<T, float>) {
+    if (const int level = simd_level()) {
+      const double total = simd_chunks(n, nullptr, [=](int64_t b, int64_t e, int64_t*) {
+        float* pp = per != nullptr ? per + b : nullptr;
+#if defined(GRADKIT_HAVE_AVX512)
+        if (level == 2) return avx512::l1_range(grad + b, pp, pred + b, target + b, e - b, s);
+#endif
+        return avx2::l1_range(grad + b, pp, pred + b, target + b, e - b, s);
+      });
+      return finish(total, r, n);
+    }
+  }
   double total = fused(per, n, 3.0 * sizeof(T), [=](int64_t i) {
     T d = pred[i] - target[i];
     grad[i] = static_cast<T>(d > T(0)) * s - static_cast<T>(d < T(0)) * s;  // branch-free sign
@@ -123,6 +135,19 @@ double mse_loss_fused(T* grad, T* per, const T* pred, const T* target, int64_t n
   const T s = static_cast<T>((half ? 1.0 : 2.0) *
                              (r == Reduction::mean ? 1.0 / static_cast<double>(n) : 1.0));
   if (r != Reduction::none) per = nullptr;
+  if constexpr (std::is_same_v<T, float>) {
+    if (const int level = simd_level()) {
+      const double total = simd_chunks(n, nullptr, [=](int64_t b, int64_t e, int64_t*) {
+        float* pp = per != nullptr ? per + b : nullptr;
+#if defined(GRADKIT_HAVE_AVX512)
+        if (level == 2)
+          return avx512::mse_range(grad + b, pp, pred + b, target + b, e - b, s, factor);
+#endif
+        return avx2::mse_range(grad + b, pp, pred + b, target + b, e - b, s, factor);
+      });
+      return finish(total, r, n);
+    }
+  }
   double total = fused(per, n, 3.0 * sizeof(T), [=](int64_t i) {
     T d = pred[i] - target[i];
     grad[i] = d * s;

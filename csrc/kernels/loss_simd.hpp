@@ -10,6 +10,10 @@
 namespace gk {
 
 #define GK_DECLARE_SIMD_LOSSES                                                                \
+  double l1_range(float* grad, float* per, const float* p, const float* y, int64_t n,         \
+                  float scale);                                                               \
+  double mse_range(float* grad, float* per, const float* p, const float* y, int64_t n,        \
+                   float scale, float factor);                                                \
   double bce_range(float* grad, float* per, int64_t* n_bad, const float* p, const float* y,   \
                    int64_t n, float scale);                                                   \
   double bce_with_logits_range(float* grad, float* per, const float* z, const float* y,       \
