@@ -50,6 +50,8 @@ cdef enum:
     # Elements per pass of a loss kernel: per-element values wait in a stack buffer this long
     # before they are summed, so the elementwise loop has no ordered reduction in it.
     BLOCK = 256
+    # Elements per block of rows in softmax and cross-entropy (or one row, if longer).
+    ROW_BLOCK = 2048
 
 cdef enum Activation:
     ACT_NONE, ACT_RELU, ACT_LEAKY_RELU, ACT_SIGMOID, ACT_TANH
@@ -322,30 +324,54 @@ def tanh_backward(dy, y):
     return _derivative(dy, y, ACT_TANH)
 
 
-cdef double _exp_row(const floating* x, floating* e, Py_ssize_t n,
-                     floating* top_out) noexcept nogil:
-    # e = exp(x - max(x)); returns the float64 sum of e (and max(x) in top_out).
-    cdef Py_ssize_t j
-    cdef floating top = x[0]
-    cdef double total = 0
-    for j in range(1, n):
-        if x[j] > top:
-            top = x[j]
-    top_out[0] = top
-    for j in range(n):
-        e[j] = _exp(x[j] - top)
-        total += e[j]
-    return total
+cdef inline Py_ssize_t _rows_per_block(Py_ssize_t cols) noexcept nogil:
+    return ROW_BLOCK // cols if cols < ROW_BLOCK else 1
+
+
+cdef void _exp_rows(const floating* z, floating* e, floating* top, double* total,
+                    Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
+    # For each row r of z (rows, cols), rows <= ROW_BLOCK: top[r] = max, e = exp(z - top[r]),
+    # total[r] = float64 sum of e. The exp is one flat loop over rows * cols elements, so that
+    # short rows (10 classes) still run in full vectors instead of vector + scalar tail per row.
+    cdef Py_ssize_t r, j, k
+    cdef floating m
+    cdef double acc
+    for r in range(rows):
+        m = z[r * cols]
+        for j in range(1, cols):
+            m = z[r * cols + j] if z[r * cols + j] > m else m
+        top[r] = m
+        for j in range(cols):
+            e[r * cols + j] = z[r * cols + j] - m
+    for k in range(rows * cols):
+        e[k] = _exp(e[k])
+    for r in range(rows):
+        acc = 0
+        for j in range(cols):
+            acc += e[r * cols + j]
+        total[r] = acc
+
+
+cdef void _softmax_block(const floating* x, floating* y, Py_ssize_t rows,
+                         Py_ssize_t cols) noexcept nogil:
+    cdef floating top[ROW_BLOCK]
+    cdef double total[ROW_BLOCK]
+    cdef floating s
+    cdef Py_ssize_t r, j
+    _exp_rows(x, y, top, total, rows, cols)
+    for r in range(rows):
+        s = <floating>total[r]
+        for j in range(cols):
+            y[r * cols + j] = y[r * cols + j] / s
 
 
 def _softmax_rows(const floating[:, ::1] x, floating[:, ::1] y):
-    cdef Py_ssize_t rows = x.shape[0], cols = x.shape[1], i, j
-    cdef floating total, top
-    for i in prange(rows, nogil=True, schedule="static", use_threads_if=_parallel(rows * cols)):
-        top = 0  # assigned here so that prange makes it thread-private
-        total = <floating>_exp_row(&x[i, 0], &y[i, 0], cols, &top)
-        for j in range(cols):
-            y[i, j] = y[i, j] / total
+    # Fixed blocks of rows (their size depends on the row length only), one block per task.
+    cdef Py_ssize_t rows = x.shape[0], cols = x.shape[1], per = _rows_per_block(cols), b, r0
+    for b in prange((rows + per - 1) // per, nogil=True, schedule="static",
+                    use_threads_if=_parallel(rows * cols)):
+        r0 = b * per
+        _softmax_block(&x[r0, 0], &y[r0, 0], rows - r0 if rows - r0 < per else per, cols)
 
 
 def softmax(x):
@@ -571,22 +597,35 @@ def bce_with_logits_loss(logits, target, reduction="mean"):
     return _loss(LOSS_BCE_LOGITS, logits, target, reduction, _scale(reduction, logits.size))
 
 
+cdef void _cross_entropy_block(const floating* z, const int64_t* labels, floating* g,
+                               double* per_row, floating scale, Py_ssize_t rows,
+                               Py_ssize_t cols) noexcept nogil:
+    # Per row: loss = logsumexp(z) - z[label], grad = (softmax(z) - onehot(label)) * scale.
+    cdef floating top[ROW_BLOCK]
+    cdef double total[ROW_BLOCK]
+    cdef floating factor
+    cdef Py_ssize_t r, j, label
+    _exp_rows(z, g, top, total, rows, cols)  # g = e^(z - max) for now
+    for r in range(rows):
+        per_row[r] = log(total[r])  # its own loop, so that the logs run in vectors
+    for r in range(rows):
+        label = labels[r]
+        per_row[r] = per_row[r] - (z[r * cols + label] - top[r])
+        factor = <floating>(scale / total[r])
+        for j in range(cols):
+            g[r * cols + j] = g[r * cols + j] * factor
+        g[r * cols + label] = g[r * cols + label] - scale
+
+
 def _cross_entropy_rows(const floating[:, ::1] z, const int64_t[::1] labels,
                         floating[:, ::1] g, double[::1] per_row, floating scale):
-    # Per row: loss = logsumexp(z) - z[label], grad = (softmax(z) - onehot(label)) * scale.
     # Row losses land in per_row (float64); the caller sums them in row order.
-    cdef Py_ssize_t rows = z.shape[0], cols = z.shape[1], i, j, label
-    cdef double total
-    cdef floating top, factor
-    for i in prange(rows, nogil=True, schedule="static", use_threads_if=_parallel(rows * cols)):
-        top = 0  # assigned here so that prange makes it thread-private
-        total = _exp_row(&z[i, 0], &g[i, 0], cols, &top)  # g[i] = e^(z - max) for now
-        label = labels[i]
-        per_row[i] = log(total) - (z[i, label] - top)
-        factor = <floating>(scale / total)
-        for j in range(cols):
-            g[i, j] = g[i, j] * factor
-        g[i, label] = g[i, label] - scale
+    cdef Py_ssize_t rows = z.shape[0], cols = z.shape[1], per = _rows_per_block(cols), b, r0
+    for b in prange((rows + per - 1) // per, nogil=True, schedule="static",
+                    use_threads_if=_parallel(rows * cols)):
+        r0 = b * per
+        _cross_entropy_block(&z[r0, 0], &labels[r0], &g[r0, 0], &per_row[r0], scale,
+                             rows - r0 if rows - r0 < per else per, cols)
 
 
 def cross_entropy_loss(logits, labels, reduction="mean"):
