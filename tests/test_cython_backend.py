@@ -204,8 +204,10 @@ def test_bce_rejects_non_probabilities(dtype, bad, where):
     pred = np.full(200_000, 0.5, dtype)  # several chunks, and threads when available
     pred[where] = bad
     target = np.zeros_like(pred)
+    pred[77_777] = bad  # a second one, in another chunk: both are counted
     for reduction in REDUCTIONS:
-        with pytest.raises(ValueError, match=r"pred must hold probabilities in \[0, 1\]"):
+        with pytest.raises(ValueError, match=r"pred must hold probabilities in \[0, 1\], but "
+                                             r"2 value\(s\) are outside or NaN"):
             cy.bce_loss(pred, target, reduction)
 
 

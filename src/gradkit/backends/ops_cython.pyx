@@ -41,6 +41,8 @@ cimport openmp
 
 import numpy as np
 
+from gradkit._validation import bce_pred_message
+
 cdef enum:
     # Below this many elements a loop stays on one thread: waking a team costs more than it saves.
     PARALLEL_MIN = 1 << 16
@@ -465,13 +467,13 @@ cdef double _mse_chunk(const floating* p, const floating* t, floating* g, floati
 cdef double _bce_chunk(const floating* p, const floating* t, floating* g, floating* per,
                        floating scale, Py_ssize_t n, int* bad) noexcept nogil:
     # -(y log p + (1 - y) log(1 - p)), each log clamped at -100 as PyTorch does;
-    # d/dp = (p - y) / max(p (1 - p), 1e-12). Sets *bad when some p is outside [0, 1] or NaN.
+    # d/dp = (p - y) / max(p (1 - p), 1e-12). Counts in *bad the p outside [0, 1] or NaN.
     cdef floating block[BLOCK]
     cdef floating* v
     cdef floating q, y, log_p, log_1mp, denom
     cdef floating zero = 0, one = 1, floor = -100, tiny = 1e-12  # typed, see _sigmoid
     cdef double total = 0
-    cdef int invalid = 0
+    cdef int invalid = 0  # at most CHUNK
     cdef Py_ssize_t blk, start, m, i
     for blk in range((n + BLOCK - 1) // BLOCK):
         start = blk * BLOCK
@@ -480,7 +482,7 @@ cdef double _bce_chunk(const floating* p, const floating* t, floating* g, floati
         for i in range(m):
             q = p[start + i]
             y = t[start + i]
-            invalid |= (q < zero) | (q > one) | (q != q)
+            invalid += (q < zero) | (q > one) | (q != q)
             log_p = _log(q)
             log_p = log_p if log_p > floor else floor
             log_1mp = _log1p(-q)
@@ -521,7 +523,7 @@ cdef double _bce_logits_chunk(const floating* z, const floating* t, floating* g,
 
 cdef double _elementwise_loss(LossKind kind, const floating* p, const floating* t, floating* g,
                               floating* per, floating a, floating b, Py_ssize_t n,
-                              bint* invalid) noexcept nogil:
+                              Py_ssize_t* invalid) noexcept nogil:
     # Runs the chunk kernel of `kind` over fixed chunks (in parallel when large) and adds the
     # chunk partials in chunk order. a, b: the kernel's scalars (scale; or factor, grad scale).
     cdef Py_ssize_t chunks = _chunks(n), c, start, length
@@ -542,11 +544,10 @@ cdef double _elementwise_loss(LossKind kind, const floating* p, const floating* 
             partial[c] = _bce_chunk(p + start, t + start, g + start, per_c, a, length, &bad[c])
         else:
             partial[c] = _bce_logits_chunk(p + start, t + start, g + start, per_c, a, length)
-    invalid[0] = False
+    invalid[0] = 0
     for c in range(chunks):
         total += partial[c]
-        if bad[c]:
-            invalid[0] = True
+        invalid[0] += bad[c]
     free(partial)
     free(bad)
     return total
@@ -554,14 +555,13 @@ cdef double _elementwise_loss(LossKind kind, const floating* p, const floating* 
 
 def _run_loss(int kind, const floating[::1] p, const floating[::1] t, floating[::1] g,
               floating[::1] per, bint want_per, floating a, floating b):
-    cdef bint invalid
+    cdef Py_ssize_t invalid
     cdef double total
     with nogil:
         total = _elementwise_loss(<LossKind>kind, &p[0], &t[0], &g[0],
                                   &per[0] if want_per else NULL, a, b, p.shape[0], &invalid)
     if invalid:
-        raise ValueError("pred must hold probabilities in [0, 1] (use bce_with_logits_loss "
-                         "for raw scores)")
+        raise ValueError(bce_pred_message(invalid))
     return total
 
 
