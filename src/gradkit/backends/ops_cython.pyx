@@ -35,7 +35,6 @@ from cython.parallel cimport prange
 from libc cimport math as cmath
 from libc.math cimport exp, expf, log, logf, tanhf
 from libc.stdint cimport int64_t
-from libc.stdlib cimport malloc, free
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 cimport openmp
 
@@ -523,12 +522,11 @@ cdef double _bce_logits_chunk(const floating* z, const floating* t, floating* g,
 
 cdef double _elementwise_loss(LossKind kind, const floating* p, const floating* t, floating* g,
                               floating* per, floating a, floating b, Py_ssize_t n,
-                              Py_ssize_t* invalid) noexcept nogil:
+                              double* partial, int* bad, Py_ssize_t* invalid) noexcept nogil:
     # Runs the chunk kernel of `kind` over fixed chunks (in parallel when large) and adds the
     # chunk partials in chunk order. a, b: the kernel's scalars (scale; or factor, grad scale).
+    # partial and bad have one slot per chunk.
     cdef Py_ssize_t chunks = _chunks(n), c, start, length
-    cdef double* partial = <double*>malloc(chunks * sizeof(double))
-    cdef int* bad = <int*>malloc(chunks * sizeof(int))
     cdef floating* per_c
     cdef double total = 0
     for c in prange(chunks, schedule="static", use_threads_if=_parallel(n)):
@@ -548,18 +546,19 @@ cdef double _elementwise_loss(LossKind kind, const floating* p, const floating* 
     for c in range(chunks):
         total += partial[c]
         invalid[0] += bad[c]
-    free(partial)
-    free(bad)
     return total
 
 
 def _run_loss(int kind, const floating[::1] p, const floating[::1] t, floating[::1] g,
               floating[::1] per, bint want_per, floating a, floating b):
-    cdef Py_ssize_t invalid
+    cdef Py_ssize_t invalid, n = p.shape[0]
     cdef double total
+    cdef double[::1] partial = np.empty(_chunks(n), dtype=np.float64)
+    cdef int[::1] bad = np.empty(_chunks(n), dtype=np.intc)
     with nogil:
         total = _elementwise_loss(<LossKind>kind, &p[0], &t[0], &g[0],
-                                  &per[0] if want_per else NULL, a, b, p.shape[0], &invalid)
+                                  &per[0] if want_per else NULL, a, b, n, &partial[0], &bad[0],
+                                  &invalid)
     if invalid:
         raise ValueError(bce_pred_message(invalid))
     return total
