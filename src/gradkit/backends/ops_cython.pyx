@@ -12,7 +12,7 @@ and loss values, summed in float64 per chunk with the chunk partials added in ch
 bitwise the same for 1 or 2 threads.
 
 Speed: the inner loops are written so that gcc vectorises them (no branches, no ordered float
-reduction inside the elementwise pass). With glibc, exp/log/tanh get libmvec's SIMD
+reduction inside the elementwise pass). With glibc, exp/log/log1p/tanh get libmvec's SIMD
 versions (declared below; math.h only declares them under -ffast-math, which would also break
 NaN handling), accurate to a few ulp.
 """
@@ -25,6 +25,8 @@ cdef extern from *:
     GK_SIMD double exp(double);
     GK_SIMD float logf(float);
     GK_SIMD double log(double);
+    GK_SIMD float log1pf(float);
+    GK_SIMD double log1p(double);
     GK_SIMD float tanhf(float);
     GK_SIMD double tanh(double);
     #endif
@@ -33,7 +35,7 @@ cdef extern from *:
 from cython cimport floating
 from cython.parallel cimport prange
 from libc cimport math as cmath
-from libc.math cimport exp, expf, log, logf, tanhf
+from libc.math cimport exp, expf, log, logf, log1p, log1pf, tanhf
 from libc.stdint cimport int64_t
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 cimport openmp
@@ -93,13 +95,10 @@ cdef inline floating _log(floating x) noexcept nogil:
 
 
 cdef inline floating _log1p(floating x) noexcept nogil:
-    # log(1 + x) from log alone (Goldberg's trick): u = 1 + x rounds, but x / (u - 1) corrects
-    # for that rounding to within a few ulp. libmvec's log is about 4x faster than its log1p,
-    # and the select keeps the loop branch-free (the unused side may be NaN: u == 1).
-    cdef floating one = 1
-    cdef floating u = one + x
-    cdef floating r = _log(u) * (x / (u - one))
-    return r if u != one else x
+    if floating is float:
+        return log1pf(x)
+    else:
+        return log1p(x)
 
 
 cdef inline floating _tanh(floating x) noexcept nogil:
