@@ -193,7 +193,10 @@ def cmd_kmeans(args) -> int:
         from gradkit import plot
 
         path = plot.clusters(X, km.labels_, km.cluster_centers_, Path(args.out) / "kmeans.png",
-                             title=f"k-means, k = {args.k}: inertia {km.inertia_:.4g}")
+                             title=f"k-means, k = {args.k}: inertia {km.inertia_:.4g}\n"
+                                   f"(colour = cluster found"
+                                   + (f", first 2 of {args.dims} features)" if args.dims > 2
+                                      else ")"))
         print(f"saved {path}")
     return 0
 

@@ -271,7 +271,7 @@ def loss_curve(history, path: PathLike, title: str = "Training an MLP") -> Path:
 
 
 def digit_grid(images, true, pred, path: PathLike, side: int | None = None, rows: int = 4,
-               cols: int = 8) -> Path:
+               cols: int = 8, title: str | None = None) -> Path:
     """Test images with the predicted label in the title (red when it is wrong)."""
     images = np.asarray(images)
     side = side or int(round(np.sqrt(images.shape[1])))
@@ -288,8 +288,8 @@ def digit_grid(images, true, pred, path: PathLike, side: int | None = None, rows
         wrong += not ok
         ax.set_title(f"pred {pred[i]}" + ("" if ok else f" (is {true[i]})"), fontsize=9,
                      color="black" if ok else "red")
-    fig.suptitle(f"Test images and the network's prediction: {n - wrong}/{n} right "
-                 f"(mistakes in red)")
+    fig.suptitle(title or f"Test images and the network's prediction: {n - wrong}/{n} right "
+                          f"(mistakes in red)")
     return _save(fig, path)
 
 

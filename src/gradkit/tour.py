@@ -254,11 +254,16 @@ def digit_recognition(out: Path, say: _Printer, quick: bool) -> list[Path]:
     say(f"    loss per epoch: {hist.loss[0]:.3f} (first) -> {hist.loss[-1]:.3f} (last); "
         f"trained in {seconds:.2f} s",
         f"    test accuracy: {100 * acc:.1f}% ({int((pred == yte).sum())}/{len(yte)})")
+    wrong = np.flatnonzero(pred != yte)
+    right = np.flatnonzero(pred == yte)
+    shown = np.sort(np.concatenate([wrong[:8], right[: 32 - min(8, len(wrong))]]))
     from gradkit import plot
 
     return [plot.loss_curve(hist, out / "8-digits-loss.png",
                             title="Digit recognition: an MLP trained by gradkit"),
-            plot.digit_grid(Xte, yte, pred, out / "8-digits-predictions.png")]
+            plot.digit_grid(Xte[shown], yte[shown], pred[shown], out / "8-digits-predictions.png",
+                            title=f"Test digits and the network's prediction ({len(wrong)} of "
+                                  f"{len(yte)} wrong; up to 8 of them shown, in red)")]
 
 
 SECTIONS: list[tuple[str, Callable]] = [
