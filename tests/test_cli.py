@@ -13,7 +13,8 @@ import pytest
 import gradkit as gk
 from gradkit.cli import main
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+# Where the gradkit under test lives (src/ in a dev build, site-packages when installed).
+GRADKIT_HOME = Path(gk.__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -151,7 +152,8 @@ def test_kmeans_k_larger_than_n(capsys):
 
 
 def _run(*args, cwd=None):
-    env = dict(os.environ, PYTHONPATH=str(SRC) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(os.environ, PYTHONPATH=str(GRADKIT_HOME) + os.pathsep
+               + os.environ.get("PYTHONPATH", ""))
     return subprocess.run([sys.executable, "-m", "gradkit", *args], capture_output=True,
                           text=True, env=env, cwd=cwd, timeout=120)
 
@@ -169,7 +171,7 @@ def test_python_dash_m_gradkit_subprocess(tmp_path):
 def test_import_gradkit_does_not_import_matplotlib():
     code = ("import sys, gradkit, gradkit.descent, gradkit.datasets, gradkit.cli; "
             "print('matplotlib' in sys.modules)")
-    env = dict(os.environ, PYTHONPATH=str(SRC))
+    env = dict(os.environ, PYTHONPATH=str(GRADKIT_HOME))
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                          timeout=60)
     assert res.stdout.strip() == "False", res.stderr
@@ -178,7 +180,8 @@ def test_import_gradkit_does_not_import_matplotlib():
 @needs_nn
 def test_digits_command_embedded(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["digits", "--epochs", "3", "--quiet", "--out", str(out), "--hidden", "32"]) == 0
+    assert main(["digits", "--epochs", "3", "--quiet", "--out", str(out), "--hidden", "32",
+                 "--threads", "1"]) == 0
     text = capsys.readouterr().out
     acc = float(text.split("test accuracy: ")[1].split("%")[0])
     assert acc > 80.0
@@ -202,6 +205,20 @@ def test_digits_command_on_idx_folder(tmp_path, capsys):
                  "--out", str(tmp_path / "o")]) == 0
     text = capsys.readouterr().out
     assert "784 -> 64 -> 10" in text and "40 train, 20 test" in text
+
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.mark.slow
+@needs_nn
+@pytest.mark.skipif(not FASHION.is_dir(), reason="Fashion-MNIST not installed here")
+def test_digits_command_on_fashion_mnist(tmp_path, capsys):
+    assert main(["digits", "--data", str(FASHION), "--epochs", "1", "--hidden", "128",
+                 "--quiet", "--out", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert "60000 train, 10000 test" in text
+    assert float(text.split("test accuracy: ")[1].split("%")[0]) > 75.0
 
 
 @needs_cluster
