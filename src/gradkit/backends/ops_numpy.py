@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from gradkit._validation import bce_pred_message
+
 # ---------------------------------------------------------------------------- GEMM and dense
 
 
@@ -127,9 +129,14 @@ def mse_loss(pred, target, reduction="mean", half=False):
 
 
 def bce_loss(pred, target, reduction="mean"):
+    # Backends own the range check (the compiled ones count bad values in their fused pass).
+    n_bad = int(np.count_nonzero(~((pred >= 0) & (pred <= 1))))
+    if n_bad:
+        raise ValueError(bce_pred_message(n_bad))
     # -(y log p + (1 - y) log(1 - p)), each log clamped at -100 so p = 0 or 1 stays finite.
-    log_p = np.maximum(np.log(pred), -100)
-    log_1mp = np.maximum(np.log1p(-pred), -100)
+    with np.errstate(divide="ignore"):  # log(0) = -inf is expected, then clamped
+        log_p = np.maximum(np.log(pred), -100)
+        log_1mp = np.maximum(np.log1p(-pred), -100)
     per = -(target * log_p + (1 - target) * log_1mp)
     # d/dp = (p - y) / (p (1 - p)), with the denominator kept away from 0 (PyTorch's eps).
     denom = np.maximum(pred * (1 - pred), pred.dtype.type(1e-12))
