@@ -305,7 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _setup(args)
         return args.run(args)
     except (UserError, ValueError, TypeError, FileNotFoundError, NotADirectoryError,
-            PermissionError, ImportError) as exc:
+            PermissionError, ImportError, FloatingPointError) as exc:
         if os.environ.get("GRADKIT_TRACEBACK"):  # for debugging gradkit itself
             raise
         print(f"gradkit {args.command}: error: {exc}", file=sys.stderr)

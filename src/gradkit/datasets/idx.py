@@ -95,7 +95,8 @@ def _find(folder: Path, prefix: str, what: str, rank: int) -> Path:
     raise FileNotFoundError(f"no {what} file in {folder}: looked for {', '.join(candidates)}")
 
 
-def load_mnist(folder: PathLike, kind: str = "train", *, dtype=np.float32):
+def load_mnist(folder: PathLike, kind: str = "train", *,
+               dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
     """MNIST or Fashion-MNIST from the IDX files in ``folder``.
 
     kind="train" reads ``train-images-idx3-ubyte`` / ``train-labels-idx1-ubyte``, kind="test"
