@@ -90,6 +90,28 @@ def test_saddle_descent_is_reported_as_diverging(x0, analytic):
     assert "diverged" in res.message
 
 
+def test_endless_slope_is_divergence_even_when_x_stays_moderate():
+    # f(x) = -x falls by lr per step forever: x only reaches 100 in 1000 steps.
+    with pytest.warns(RuntimeWarning, match="unbounded below"):
+        res = minimize(lambda x: -x, 0.0, lr=0.1)
+    assert res.diverged and res.n_iter == 1000 and res.x == pytest.approx(100.0)
+    with pytest.warns(RuntimeWarning, match="unbounded below"):
+        res = minimize(lambda v: v[0] - 2 * v[1], [0.0, 0.0], lr=0.01, max_iter=100)
+    assert res.diverged
+
+
+def test_slow_progress_towards_a_minimum_is_not_divergence():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = minimize(parabola, 0.0, grad=parabola_grad, lr=0.001, max_iter=50)
+        assert not res.converged and not res.diverged
+        assert "max_iter=50" in res.message
+        # An ill-conditioned bowl: the walk keeps going downhill but slows down.
+        res = minimize(lambda v: v[0] ** 2 + 1e-3 * v[1] ** 2, [1.0, 100.0], lr=0.4,
+                       max_iter=200)
+        assert not res.converged and not res.diverged
+
+
 def test_non_finite_value_is_divergence():
     with pytest.warns(RuntimeWarning, match="non-finite"), np.errstate(over="ignore"):
         res = minimize(lambda x: -np.exp(x), 700.0, grad=lambda x: -np.exp(x), lr=1.0)

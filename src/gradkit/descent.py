@@ -146,6 +146,17 @@ def _gradient_function(f, grad, shape, scalar, eps=1e-6):
     return analytic
 
 
+def _falls_steadily(values: list[float]) -> bool:
+    """f fell at every step of the second half of the walk, and no slower at the end than at its
+    start: what an unbounded-below f does (f = -x, a saddle), not a walk towards a minimum, whose
+    steps shrink as the slope flattens."""
+    n = len(values) - 1
+    if n < 20:
+        return False
+    late = np.diff(np.asarray(values[n // 2:]))
+    return bool(np.all(late < 0) and -late[-1] >= -late[0])
+
+
 def minimize(f: Callable, x0: ArrayLike, *, grad: Callable | None = None, lr: float = 0.1,
              max_iter: int = 1000, tol: float = 1e-8) -> DescentResult:
     """Plain gradient descent: ``x <- x - lr * grad(x)`` until the step is shorter than tol.
@@ -161,7 +172,9 @@ def minimize(f: Callable, x0: ArrayLike, *, grad: Callable | None = None, lr: fl
     Divergence is detected and reported, never hidden: the result has ``diverged=True`` and a
     message, and a RuntimeWarning is issued, when x or f(x) becomes non-finite, when ||x|| grows
     beyond 1e8 times its start, or when |f(x)| grows beyond 1e16 times its start (f falling
-    without bound means f has no minimum to find, as at a saddle; f rising means lr is too large).
+    without bound means f has no minimum to find, as at a saddle; f rising means lr is too large),
+    or when max_iter is reached while f was still falling at a steady or growing rate (a walk
+    towards a minimum slows down; one down an endless slope such as f(x) = -x does not).
 
     >>> r = minimize(lambda x: 2 * x**2 - 12 * x + 20, x0=0.0, grad=lambda x: 4 * x - 12)
     >>> round(r.x, 6), round(r.fun, 6), r.converged
@@ -222,6 +235,11 @@ def minimize(f: Callable, x0: ArrayLike, *, grad: Callable | None = None, lr: fl
             break
         g = gradient(x)
 
+    if not (converged or diverged) and _falls_steadily(values):
+        diverged = True
+        message = (f"diverged: f fell at a steady or growing rate through all of the last "
+                   f"{n_iter - n_iter // 2} of {n_iter} steps (to {fx:.3g}); f looks unbounded "
+                   f"below (no minimum to find)")
     if diverged:
         with np.errstate(all="ignore"):
             try:
