@@ -89,5 +89,31 @@ def sgd_step(param: _Array[_F], grad: _Array[_F], buf: _Array[_F] | None, lr: fl
              first: bool) -> None:
     """In place on param (and buf, required when momentum != 0); PyTorch semantics."""
 
-# ---------------------------------------------------------------- mlp.cpp, cluster.cpp
+# ---------------------------------------------------------------------------- mlp.cpp
 # (nothing bound yet on main)
+
+# ------------------------------------------------------------------------ cluster.cpp
+# sample_weight is None (unit weights) or a C-contiguous array of X's dtype; labels are int32.
+def kmeans_lloyd_step(X: _Array[_F], sample_weight: _Array[_F] | None, centers: _Array[_F],
+                      centers_new: _Array[_F], labels: npt.NDArray[np.int32],
+                      n_threads: int) -> tuple[int, float, float, int]:
+    """One Lloyd iteration in one pass over X; labels INOUT, centers_new OUT. Returns
+    (n_changed, center_shift, inertia, n_relocated)."""
+
+def kmeans_assign(X: _Array[_F], sample_weight: _Array[_F] | None, centers: _Array[_F],
+                  labels: npt.NDArray[np.int32], n_threads: int) -> float:
+    """Nearest-centre labels (OUT) and the inertia."""
+
+def kmeans_inertia(X: _Array[_F], sample_weight: _Array[_F] | None, centers: _Array[_F],
+                   labels: npt.NDArray[np.int32], n_threads: int) -> float:
+    """sum w ||x - c_label||^2 from the differences, in float64."""
+
+def kmeans_lloyd(X: _Array[_F], sample_weight: _Array[_F] | None, centers: _Array[_F],
+                 labels: npt.NDArray[np.int32], max_iter: int, tol: float,
+                 n_threads: int) -> tuple[float, int]:
+    """The whole Lloyd loop: centers INOUT, labels OUT. Returns (inertia, n_iter)."""
+
+def kmeans_plusplus(X: _Array[_F], sample_weight: _Array[_F] | None, n_clusters: int,
+                    n_local_trials: int, uniforms: npt.NDArray[np.float64],
+                    n_threads: int) -> npt.NDArray[np.int64]:
+    """Greedy k-means++: the indices of the chosen rows."""
