@@ -311,21 +311,8 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 3
                         bar.update(k)
                         bar.set_postfix(loss=f"{_running(step_loss, sizes, first + k):.4f}")
             else:
-                ops_forward = model.forward
-                for s in range(steps):
-                    idx = perm[s * batch_size:(s + 1) * batch_size]
-                    xb, yb = X[idx], y[idx]
-                    optimizer.zero_grad()
-                    value = loss_fn._compute(ops_forward(xb), yb)
-                    step_loss[s] = value
-                    if not math.isfinite(value):
-                        _restore_if_needed(params, snapshot)
-                        raise _diverged(value, epoch, s + 1, steps, optimizer.lr)
-                    model.backward(loss_fn.backward())
-                    optimizer.step()
-                    if bar is not None and (s % 50 == 49 or s == steps - 1):
-                        bar.update(s + 1 - bar.n)
-                        bar.set_postfix(loss=f"{_running(step_loss, sizes, s + 1):.4f}")
+                _layer_by_layer_epoch(model, loss_fn, optimizer, X, y, perm, batch_size,
+                                      step_loss, sizes, bar, params, snapshot, epoch)
         finally:
             if bar is not None:
                 bar.close()
@@ -350,6 +337,28 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 3
         if scheduler is not None:
             scheduler.step()
     return history
+
+
+def _layer_by_layer_epoch(model, loss_fn, optimizer, X, y, perm, batch_size, step_loss, sizes,
+                          bar, params, snapshot, epoch):
+    """zero_grad, forward, loss, backward, step per mini-batch (inputs already validated)."""
+    steps = len(step_loss)
+    # Overflow is detected below and reported as TrainingDivergedError, not as a warning.
+    with np.errstate(over="ignore", invalid="ignore"):
+        for s in range(steps):
+            idx = perm[s * batch_size:(s + 1) * batch_size]
+            xb, yb = X[idx], y[idx]
+            optimizer.zero_grad()
+            value = loss_fn._compute(model.forward(xb), yb)
+            step_loss[s] = value
+            if not math.isfinite(value):
+                _restore_if_needed(params, snapshot)
+                raise _diverged(value, epoch, s + 1, steps, optimizer.lr)
+            model.backward(loss_fn.backward())
+            optimizer.step()
+            if bar is not None and (s % 50 == 49 or s == steps - 1):
+                bar.update(s + 1 - bar.n)
+                bar.set_postfix(loss=f"{_running(step_loss, sizes, s + 1):.4f}")
 
 
 def _running(step_loss, sizes, upto):
