@@ -88,9 +88,10 @@ def load(path):
     tampered file; never unpickles."""
     path = os.fspath(path)
     try:
-        with np.load(path, allow_pickle=False) as data:
-            if not hasattr(data, "files"):
-                raise _fail(path, "it holds a single array, not an .npz archive")
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise _fail(path, "it holds a single array, not an .npz archive")
+        with data:
             if _ARCH_KEY not in data.files:
                 raise _fail(path, "no architecture description (not written by gradkit.save)")
             arch_text = str(data[_ARCH_KEY][()])
