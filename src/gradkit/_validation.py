@@ -76,6 +76,13 @@ def label_array(value, name, *, n_classes, length):
     return np.ascontiguousarray(arr, dtype=np.int64)
 
 
+def bce_pred_message(n_bad):
+    """The one message every backend raises when BCE gets values that are not probabilities
+    (csrc/bindings/nn.cpp builds the same words)."""
+    return (f"pred must hold probabilities in [0, 1], but {n_bad} value(s) are outside or NaN "
+            "(use bce_with_logits_loss for raw scores)")
+
+
 def same_shape(a, b, name_a, name_b):
     if a.shape != b.shape:
         raise ValueError(f"{name_a} has shape {a.shape} but {name_b} has shape {b.shape}; "

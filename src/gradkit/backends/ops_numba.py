@@ -1,9 +1,688 @@
 """The Numba backend: @njit kernels with explicit signatures and cache=True, matching
-``ops_numpy``. Imported only when selected."""
+``ops_numpy``. Imported only when selected.
+
+Layout: each kernel works on a range [lo, hi) of a flat array; a serial driver walks the fixed
+chunks in order and a ``parallel=True`` driver runs them with prange, storing one float64
+partial per chunk that is then added in chunk order. The chunks never depend on the thread
+count, so values are bitwise the same for any number of threads. Large inputs take the
+parallel driver, small ones the serial driver (prange costs a thread wake-up).
+
+First call: the kernels load from Numba's cache (``cache=True``); on a cold cache each
+signature compiles when the module is imported (about 10-20 s for the whole module, once).
+"""
 from __future__ import annotations
 
-import numba  # noqa: F401
-import numpy as np  # noqa: F401
+import numpy as np
+from numba import njit, prange
+
+from gradkit._validation import bce_pred_message
+
+CHUNK = 32768        # elements per chunk: the unit of parallel work and of ordered partial sums
+BLOCK = 1024         # losses staged per block before their float64 sum
+PARALLEL_MIN = 1 << 18   # below this many elements, run on the calling thread
+
+_L1, _MSE, _BCE, _BCE_LOGITS = 0, 1, 2, 3
+
+
+def _sigs(template):
+    """Explicit signatures for float32 and float64 from a template using F for the float type."""
+    return [template.replace("F", "float32"), template.replace("F", "float64")]
+
+
+# ----------------------------------------------------------------------------- GEMM and dense
+# np.dot inside @njit calls BLAS on contiguous 2-D arrays; the layouts vary (transposed views),
+# so these compile lazily per layout instead of from a fixed signature list.
+
+
+@njit(cache=True)
+def _dot(a, b):
+    return np.dot(a, b)
+
+
+def matmul(a, b, trans_a=False, trans_b=False, out=None, accumulate=False):
+    result = _dot(a.T if trans_a else a, b.T if trans_b else b)
+    if out is None:
+        return result
+    if accumulate:
+        out += result
+    else:
+        out[...] = result
+    return out
+
+
+def linear(x, w, b, activation="none", slope=0.01):
+    z = _dot(x, w.T)
+    if b is not None:
+        _add_bias(z, b)
+    if activation == "none":
+        return z
+    if activation == "leaky_relu":
+        return leaky_relu(z, slope)
+    return {"relu": relu, "sigmoid": sigmoid, "tanh": tanh}[activation](z)
+
+
+@njit(_sigs("void(F[:, ::1], F[::1])"), cache=True)
+def _add_bias(z, b):
+    for i in range(z.shape[0]):
+        for j in range(z.shape[1]):
+            z[i, j] += b[j]
+
+
+@njit(_sigs("void(F[:, ::1], F[::1])"), cache=True)
+def _sum_rows_into(dy, db):
+    for i in range(dy.shape[0]):
+        for j in range(dy.shape[1]):
+            db[j] += dy[i, j]
+
+
+def linear_backward(dy, x, w, dw, db, need_dx=True):
+    dw += _dot(dy.T, x)
+    if db is not None:
+        _sum_rows_into(dy, db)
+    return _dot(dy, w) if need_dx else None
+
+
+# ------------------------------------------------------------------------------- activations
+# y[i] = f(x[i]) over a flat range; the forward and backward kernels share two drivers.
+
+_ACT_RELU, _ACT_LEAKY, _ACT_SIGMOID, _ACT_TANH = 0, 1, 2, 3
+
+
+@njit(_sigs("void(int64, F[::1], F[::1], F, int64, int64)"), cache=True)
+def _act_range(op, y, x, slope, lo, hi):
+    zero = x.dtype.type(0)
+    one = x.dtype.type(1)
+    if op == _ACT_RELU:
+        for i in range(lo, hi):
+            y[i] = x[i] if x[i] > zero else zero
+    elif op == _ACT_LEAKY:
+        for i in range(lo, hi):
+            y[i] = x[i] if x[i] > zero else x[i] * slope
+    elif op == _ACT_SIGMOID:
+        for i in range(lo, hi):
+            e = np.exp(-abs(x[i]))
+            inv = one / (one + e)
+            y[i] = inv if x[i] >= zero else e * inv
+    else:
+        for i in range(lo, hi):
+            y[i] = np.tanh(x[i])
+
+
+@njit(_sigs("void(int64, F[::1], F[::1], F[::1], F, int64, int64)"), cache=True)
+def _act_back_range(op, dx, dy, y, slope, lo, hi):
+    zero = y.dtype.type(0)
+    one = y.dtype.type(1)
+    if op == _ACT_RELU:
+        for i in range(lo, hi):
+            dx[i] = dy[i] if y[i] > zero else zero
+    elif op == _ACT_LEAKY:
+        for i in range(lo, hi):
+            dx[i] = dy[i] if y[i] > zero else dy[i] * slope
+    elif op == _ACT_SIGMOID:
+        for i in range(lo, hi):
+            dx[i] = dy[i] * y[i] * (one - y[i])
+    else:
+        for i in range(lo, hi):
+            dx[i] = dy[i] * (one - y[i] * y[i])
+
+
+@njit(_sigs("void(int64, F[::1], F[::1], F)"), cache=True, parallel=True)
+def _act_parallel(op, y, x, slope):
+    n_chunks = (x.size + CHUNK - 1) // CHUNK
+    for c in prange(n_chunks):
+        _act_range(op, y, x, slope, c * CHUNK, min(x.size, (c + 1) * CHUNK))
+
+
+@njit(_sigs("void(int64, F[::1], F[::1], F[::1], F)"), cache=True, parallel=True)
+def _act_back_parallel(op, dx, dy, y, slope):
+    n_chunks = (y.size + CHUNK - 1) // CHUNK
+    for c in prange(n_chunks):
+        _act_back_range(op, dx, dy, y, slope, c * CHUNK, min(y.size, (c + 1) * CHUNK))
+
+
+def _activate(op, x, slope=0.0):
+    y = np.empty_like(x)
+    flat_y, flat_x = y.reshape(-1), x.reshape(-1)
+    s = x.dtype.type(slope)
+    if x.size >= PARALLEL_MIN:
+        _act_parallel(op, flat_y, flat_x, s)
+    else:
+        _act_range(op, flat_y, flat_x, s, 0, x.size)
+    return y
+
+
+def _activate_back(op, dy, y, slope=0.0):
+    dx = np.empty_like(y)
+    flat = (dx.reshape(-1), dy.reshape(-1), y.reshape(-1))
+    s = y.dtype.type(slope)
+    if y.size >= PARALLEL_MIN:
+        _act_back_parallel(op, *flat, s)
+    else:
+        _act_back_range(op, *flat, s, 0, y.size)
+    return dx
+
+
+def relu(x):
+    return _activate(_ACT_RELU, x)
+
+
+def relu_backward(dy, y):
+    return _activate_back(_ACT_RELU, dy, y)
+
+
+def leaky_relu(x, slope):
+    return _activate(_ACT_LEAKY, x, slope)
+
+
+def leaky_relu_backward(dy, y, slope):
+    return _activate_back(_ACT_LEAKY, dy, y, slope)
+
+
+def sigmoid(x):
+    return _activate(_ACT_SIGMOID, x)
+
+
+def sigmoid_backward(dy, y):
+    return _activate_back(_ACT_SIGMOID, dy, y)
+
+
+def tanh(x):
+    return _activate(_ACT_TANH, x)
+
+
+def tanh_backward(dy, y):
+    return _activate_back(_ACT_TANH, dy, y)
+
+
+@njit(_sigs("void(F[:, ::1], F[:, ::1])"), cache=True)
+def _softmax_rows(y, x):
+    for r in range(x.shape[0]):
+        mx = x[r, 0]
+        for j in range(1, x.shape[1]):
+            mx = max(mx, x[r, j])
+        total = x.dtype.type(0)
+        for j in range(x.shape[1]):
+            e = np.exp(x[r, j] - mx)
+            y[r, j] = e
+            total += e
+        inv = x.dtype.type(1) / total
+        for j in range(x.shape[1]):
+            y[r, j] *= inv
+
+
+@njit(_sigs("void(F[:, ::1], F[:, ::1], F[:, ::1])"), cache=True)
+def _softmax_back_rows(dx, dy, y):
+    for r in range(y.shape[0]):
+        dot = y.dtype.type(0)
+        for j in range(y.shape[1]):
+            dot += dy[r, j] * y[r, j]
+        for j in range(y.shape[1]):
+            dx[r, j] = y[r, j] * (dy[r, j] - dot)
+
+
+def softmax(x):
+    y = np.empty_like(x)
+    if x.size:
+        _softmax_rows(y, x)
+    return y
+
+
+def softmax_backward(dy, y):
+    dx = np.empty_like(y)
+    if y.size:
+        _softmax_back_rows(dx, dy, y)
+    return dx
+
+
+# ------------------------------------------------------------------------------------ losses
+# One fused pass per loss: the gradient goes to grad[i], the per-element loss either to
+# per[i] ("none") or to a small block buffer whose float64 sum uses eight interleaved
+# accumulators (a fixed order that LLVM can vectorise).
+
+
+@njit(_sigs("float64(F[::1], int64)"), cache=True)
+def _sum8(v, n):
+    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
+    i = 0
+    while i + 8 <= n:
+        a0 += v[i]
+        a1 += v[i + 1]
+        a2 += v[i + 2]
+        a3 += v[i + 3]
+        a4 += v[i + 4]
+        a5 += v[i + 5]
+        a6 += v[i + 6]
+        a7 += v[i + 7]
+        i += 8
+    tail = 0.0
+    while i < n:
+        tail += v[i]
+        i += 1
+    return ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7)) + tail
+
+
+@njit(_sigs("void(int64, F[::1], F[::1], int64, F[::1], F[::1], int64, int64, F, F)"),
+      cache=True)
+def _pair_block(op, grad, out, off, p, t, lo, hi, scale, factor):
+    """Losses of [lo, hi) into out[i - off], gradients into grad[i]."""
+    zero = p.dtype.type(0)
+    one = p.dtype.type(1)
+    if op == _L1:
+        for i in range(lo, hi):
+            d = p[i] - t[i]
+            grad[i] = scale if d > zero else (-scale if d < zero else zero)
+            out[i - off] = abs(d)
+    elif op == _MSE:
+        for i in range(lo, hi):
+            d = p[i] - t[i]
+            grad[i] = d * scale
+            out[i - off] = factor * d * d
+    elif op == _BCE:
+        lo_clamp = p.dtype.type(-100)
+        eps = p.dtype.type(1e-12)
+        for i in range(lo, hi):
+            q = p[i]
+            y = t[i]
+            log_p = max(np.log(q), lo_clamp)
+            log_1mq = max(np.log1p(-q), lo_clamp)
+            grad[i] = (q - y) / max(q * (one - q), eps) * scale
+            out[i - off] = -(y * log_p + (one - y) * log_1mq)
+    else:
+        for i in range(lo, hi):
+            z = p[i]
+            y = t[i]
+            e = np.exp(-abs(z))
+            inv = one / (one + e)
+            sig = inv if z >= zero else e * inv
+            grad[i] = (sig - y) * scale
+            out[i - off] = max(z, zero) - y * z + np.log1p(e)
+
+
+@njit(_sigs("float64(int64, F[::1], F[::1], F[::1], F[::1], int64, int64, F, F, boolean)"),
+      cache=True)
+def _pair_chunk(op, grad, per, p, t, lo, hi, scale, factor, want_per):
+    if want_per:
+        _pair_block(op, grad, per, 0, p, t, lo, hi, scale, factor)
+        return 0.0
+    buf = np.empty(BLOCK, dtype=p.dtype)
+    total = 0.0
+    for s in range(lo, hi, BLOCK):
+        e = min(hi, s + BLOCK)
+        _pair_block(op, grad, buf, s, p, t, s, e, scale, factor)
+        total += _sum8(buf, e - s)
+    return total
+
+
+@njit(_sigs("int64(F[::1], int64, int64)"), cache=True)
+def _count_not_probability(p, lo, hi):
+    bad = 0
+    for i in range(lo, hi):
+        if not (p[i] >= 0 and p[i] <= 1):
+            bad += 1
+    return bad
+
+
+@njit(_sigs("float64(int64, F[::1], F[::1], F[::1], F[::1], F, F, boolean, int64[::1])"),
+      cache=True)
+def _pair_serial(op, grad, per, p, t, scale, factor, want_per, bad):
+    n = p.size
+    total = 0.0
+    for c in range((n + CHUNK - 1) // CHUNK):
+        lo, hi = c * CHUNK, min(n, (c + 1) * CHUNK)
+        if op == _BCE:
+            bad[c] = _count_not_probability(p, lo, hi)
+        total += _pair_chunk(op, grad, per, p, t, lo, hi, scale, factor, want_per)
+    return total
+
+
+@njit(_sigs("float64(int64, F[::1], F[::1], F[::1], F[::1], F, F, boolean, int64[::1])"),
+      cache=True, parallel=True)
+def _pair_parallel(op, grad, per, p, t, scale, factor, want_per, bad):
+    n = p.size
+    n_chunks = (n + CHUNK - 1) // CHUNK
+    partial = np.empty(n_chunks)
+    for c in prange(n_chunks):
+        lo, hi = c * CHUNK, min(n, (c + 1) * CHUNK)
+        if op == _BCE:
+            bad[c] = _count_not_probability(p, lo, hi)
+        partial[c] = _pair_chunk(op, grad, per, p, t, lo, hi, scale, factor, want_per)
+    total = 0.0
+    for c in range(n_chunks):  # chunk order, whatever the thread count
+        total += partial[c]
+    return total
+
+
+def _pair_loss(op, pred, target, reduction, grad_factor=1.0, value_factor=1.0):
+    n = pred.size
+    dtype = pred.dtype.type
+    scale = dtype(grad_factor / n if reduction == "mean" else grad_factor)
+    grad = np.empty_like(pred)
+    want_per = reduction == "none"
+    per = np.empty_like(pred) if want_per else np.empty(1, pred.dtype)
+    bad = np.zeros((n + CHUNK - 1) // CHUNK if op == _BCE else 1, np.int64)
+    run = _pair_parallel if n >= PARALLEL_MIN else _pair_serial
+    total = run(op, grad.reshape(-1), per.reshape(-1), pred.reshape(-1), target.reshape(-1),
+                scale, dtype(value_factor), want_per, bad)
+    if op == _BCE:
+        n_bad = int(bad.sum())
+        if n_bad:
+            raise ValueError(bce_pred_message(n_bad))
+    if want_per:
+        return per, grad
+    return (total / n if reduction == "mean" else total), grad
+
+
+def l1_loss(pred, target, reduction="mean"):
+    return _pair_loss(_L1, pred, target, reduction)
+
+
+def mse_loss(pred, target, reduction="mean", half=False):
+    factor = 0.5 if half else 1.0
+    return _pair_loss(_MSE, pred, target, reduction, 2.0 * factor, factor)
+
+
+def bce_loss(pred, target, reduction="mean"):
+    return _pair_loss(_BCE, pred, target, reduction)
+
+
+def bce_with_logits_loss(logits, target, reduction="mean"):
+    return _pair_loss(_BCE_LOGITS, logits, target, reduction)
+
+
+@njit(_sigs("float64(F[:, ::1], F[::1], F[:, ::1], int64[::1], int64, int64, F, boolean)"),
+      cache=True)
+def _ce_rows(grad, per, z, labels, lo, hi, scale, want_per):
+    total = 0.0
+    n_classes = z.shape[1]
+    for r in range(lo, hi):
+        mx = z[r, 0]
+        for j in range(1, n_classes):
+            mx = max(mx, z[r, j])
+        s = z.dtype.type(0)
+        for j in range(n_classes):
+            e = np.exp(z[r, j] - mx)
+            grad[r, j] = e
+            s += e
+        k = labels[r]
+        v = np.log(s) - (z[r, k] - mx)
+        g = scale / s
+        for j in range(n_classes):
+            grad[r, j] *= g
+        grad[r, k] -= scale
+        if want_per:
+            per[r] = v
+        else:
+            total += v
+    return total
+
+
+@njit(_sigs("float64(F[:, ::1], F[::1], F[:, ::1], int64[::1], F, boolean, int64)"),
+      cache=True, parallel=True)
+def _ce_parallel(grad, per, z, labels, scale, want_per, rows):
+    n = z.shape[0]
+    n_chunks = (n + rows - 1) // rows
+    partial = np.empty(n_chunks)
+    for c in prange(n_chunks):
+        partial[c] = _ce_rows(grad, per, z, labels, c * rows, min(n, (c + 1) * rows), scale,
+                              want_per)
+    total = 0.0
+    for c in range(n_chunks):
+        total += partial[c]
+    return total
+
+
+@njit(_sigs("float64(F[:, ::1], F[::1], F[:, ::1], int64[::1], F, boolean, int64)"),
+      cache=True)
+def _ce_serial(grad, per, z, labels, scale, want_per, rows):
+    n = z.shape[0]
+    total = 0.0
+    for c in range((n + rows - 1) // rows):
+        total += _ce_rows(grad, per, z, labels, c * rows, min(n, (c + 1) * rows), scale,
+                          want_per)
+    return total
+
+
+def cross_entropy_loss(logits, labels, reduction="mean"):
+    batch, n_classes = logits.shape
+    scale = logits.dtype.type(1.0 / batch if reduction == "mean" else 1.0)
+    grad = np.empty_like(logits)
+    want_per = reduction == "none"
+    per = np.empty(batch if want_per else 1, logits.dtype)
+    rows = max(1, CHUNK // n_classes)
+    run = _ce_parallel if logits.size >= PARALLEL_MIN else _ce_serial
+    total = run(grad, per, logits, labels, scale, want_per, rows)
+    if want_per:
+        return per, grad
+    return (total / batch if reduction == "mean" else total), grad
+
+
+# --------------------------------------------------------------------------------- optimiser
+
+
+@njit(_sigs("void(F[::1], F[::1], F[::1], F, F, F, boolean, F, boolean, boolean, int64, int64)"),
+      cache=True)
+def _sgd_range(param, grad, buf, lr, momentum, damp, nesterov, wd, first, use_buf, lo, hi):
+    one = param.dtype.type(1)
+    for i in range(lo, hi):
+        g = grad[i] + wd * param[i] if wd != 0 else grad[i]
+        if use_buf:
+            v = g if first else momentum * buf[i] + (one - damp) * g
+            buf[i] = v
+            g = g + momentum * v if nesterov else v
+        param[i] -= lr * g
+
+
+@njit(_sigs("void(F[::1], F[::1], F[::1], F, F, F, boolean, F, boolean, boolean)"),
+      cache=True, parallel=True)
+def _sgd_parallel(param, grad, buf, lr, momentum, damp, nesterov, wd, first, use_buf):
+    n = param.size
+    for c in prange((n + CHUNK - 1) // CHUNK):
+        _sgd_range(param, grad, buf, lr, momentum, damp, nesterov, wd, first, use_buf,
+                   c * CHUNK, min(n, (c + 1) * CHUNK))
+
+
+def sgd_step(param, grad, buf, lr, momentum, dampening, nesterov, weight_decay, first):
+    t = param.dtype.type
+    use_buf = momentum != 0
+    flat_buf = buf.reshape(-1) if use_buf else np.empty(1, param.dtype)
+    args = (param.reshape(-1), grad.reshape(-1), flat_buf, t(lr), t(momentum), t(dampening),
+            bool(nesterov), t(weight_decay), bool(first), use_buf)
+    if param.size >= PARALLEL_MIN:
+        _sgd_parallel(*args)
+    else:
+        _sgd_range(*args, 0, param.size)
+
+
+__all__ = [
+    "matmul", "linear", "linear_backward",
+    "relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "sigmoid", "sigmoid_backward",
+    "tanh", "tanh_backward", "softmax", "softmax_backward",
+    "l1_loss", "mse_loss", "bce_loss", "bce_with_logits_loss", "cross_entropy_loss", "sgd_step",
+]
+
+
+# ---- k-means
+# Same contract as ops_numpy's k-means section. Rows are split into fixed chunks (their number
+# depends on n only) with per-chunk partials reduced in chunk order: results do not depend on
+# the thread count. Empty-cluster relocation (rare) reuses the NumPy reference.
+import numba as _nb  # noqa: E402
+
+from gradkit.backends import ops_numpy as _ref  # noqa: E402
+
+_KM_MAX_CHUNKS = 16
+_KM_MIN_CHUNK_ROWS = 4096
+
+
+def _km_chunks(n):
+    return max(1, min(_KM_MAX_CHUNKS, -(-n // _KM_MIN_CHUNK_ROWS)))
+
+
+def _km_sigs(body):
+    sigs = []
+    for t in ("float32", "float64"):
+        sigs.append(body.replace("T", t))
+    return sigs
+
+
+_PASS_SIG = _km_sigs("void(T[:, ::1], T[::1], boolean, T[:, ::1], T[::1], int32[::1], boolean, "
+                     "float64[:, :, ::1], float64[:, ::1], float64[:, ::1])")
+
+
+@_nb.njit(_PASS_SIG, parallel=True, cache=True, nogil=True)
+def _km_pass(X, w, has_w, centers, cnorm, labels, update, sums, weight, stats):
+    # stats[c] = (inertia, n_changed) of chunk c; sums/weight per chunk when update.
+    n, d = X.shape
+    k = centers.shape[0]
+    chunks = stats.shape[0]
+    for c in _nb.prange(chunks):
+        for i in range(c * n // chunks, (c + 1) * n // chunks):
+            best = np.inf
+            arg = 0
+            for j in range(k):
+                dot = centers[j, 0] * 0
+                for p in range(d):
+                    dot += X[i, p] * centers[j, p]
+                dist = cnorm[j] - 2 * dot
+                if dist < best:
+                    best = dist
+                    arg = j
+            wi = np.float64(w[i]) if has_w else 1.0
+            if labels[i] != arg:
+                stats[c, 1] += 1
+            labels[i] = arg
+            xx = 0.0
+            for p in range(d):
+                xv = np.float64(X[i, p])
+                xx += xv * xv
+                if update:
+                    sums[c, arg, p] += wi * xv
+            if update:
+                weight[c, arg] += wi
+            stats[c, 0] += wi * max(0.0, xx + np.float64(best))
+
+
+@_nb.njit(_km_sigs("float64(T[:, ::1], T[::1], boolean, T[:, ::1], int32[::1], int64)"),
+          parallel=True, cache=True, nogil=True)
+def _km_inertia(X, w, has_w, centers, labels, chunks):
+    n, d = X.shape
+    part = np.zeros(chunks)
+    for c in _nb.prange(chunks):
+        acc = 0.0
+        for i in range(c * n // chunks, (c + 1) * n // chunks):
+            s = 0.0
+            for p in range(d):
+                diff = np.float64(X[i, p]) - np.float64(centers[labels[i], p])
+                s += diff * diff
+            acc += (np.float64(w[i]) if has_w else 1.0) * s
+        part[c] = acc
+    total = 0.0
+    for c in range(chunks):
+        total += part[c]
+    return total
+
+
+def _km_weights(X, sample_weight):
+    if sample_weight is None:
+        return np.empty(0, dtype=X.dtype), False
+    return sample_weight, True
+
+
+def _km_run_pass(X, sample_weight, centers, labels, update):
+    n, d = X.shape
+    k = centers.shape[0]
+    chunks = _km_chunks(n)
+    w, has_w = _km_weights(X, sample_weight)
+    cnorm = np.einsum("ij,ij->i", centers, centers)
+    sums = np.zeros((chunks, k, d) if update else (1, 1, 1))
+    weight = np.zeros((chunks, k) if update else (1, 1))
+    stats = np.zeros((chunks, 2))
+    _km_pass(X, w, has_w, centers, cnorm, labels, update, sums, weight, stats)
+    return sums, weight, stats
+
+
+def _km_chunk_sum(parts):
+    total = np.zeros(parts.shape[1:])
+    for part in parts:  # chunk order
+        total += part
+    return total
+
+
+def kmeans_lloyd_step(X, sample_weight, centers, labels, n_threads=1):
+    sums, weight, stats = _km_run_pass(X, sample_weight, centers, labels, True)
+    sums, weight, stats = _km_chunk_sum(sums), _km_chunk_sum(weight), _km_chunk_sum(stats)
+    w = _ref._kmeans_weights(sample_weight, X.shape[0])
+    _ref._kmeans_relocate_empty(sums, weight, X, w, centers, labels)
+    scale = np.where(weight > 0, 1.0 / np.where(weight > 0, weight, 1.0), 1.0)
+    centers_new = (sums * scale[:, None]).astype(X.dtype)
+    shift = float(np.sum((centers_new.astype(np.float64) - centers) ** 2))
+    return centers_new, int(stats[1]), shift, float(stats[0])
+
+
+def kmeans_assign(X, sample_weight, centers, n_threads=1):
+    labels = np.full(X.shape[0], -1, dtype=np.int32)
+    _, _, stats = _km_run_pass(X, sample_weight, centers, labels, False)
+    return labels, float(_km_chunk_sum(stats)[0])
+
+
+def kmeans_inertia(X, sample_weight, centers, labels, n_threads=1):
+    w, has_w = _km_weights(X, sample_weight)
+    return float(_km_inertia(X, w, has_w, centers, labels, _km_chunks(X.shape[0])))
+
+
+def kmeans_lloyd(X, sample_weight, centers_init, max_iter, tol, n_threads=1):
+    return _ref.kmeans_lloyd_loop(kmeans_lloyd_step, kmeans_assign, kmeans_inertia, X,
+                                  sample_weight, centers_init, max_iter, tol, n_threads)
+
+
+@_nb.njit(_km_sigs("void(T[:, ::1], T[::1], T[::1], boolean, int64[::1], T[::1], T[::1], "
+                   "boolean, float64[:, ::1])"), parallel=True, cache=True, nogil=True)
+def _km_pp_sweep(X, sq, w, has_w, cand, closest, cnorm, update, pots):
+    # pots[c, t] = sum over chunk c of w * min(closest, D^2(x, X[cand[t]])); when update,
+    # closest takes that minimum (only called with one candidate then).
+    n, d = X.shape
+    chunks = pots.shape[0]
+    for c in _nb.prange(chunks):
+        for i in range(c * n // chunks, (c + 1) * n // chunks):
+            wi = np.float64(w[i]) if has_w else 1.0
+            for t in range(cand.shape[0]):
+                dot = X[i, 0] * 0
+                for p in range(d):
+                    dot += X[i, p] * X[cand[t], p]
+                dist = max(sq[i] + cnorm[t] - 2 * dot, 0)
+                dist = min(dist, closest[i])
+                if update:
+                    closest[i] = dist
+                pots[c, t] += wi * np.float64(dist)
+
+
+def kmeans_plusplus(X, sample_weight, n_clusters, n_local_trials, uniforms, n_threads=1):
+    n = X.shape[0]
+    chunks = _km_chunks(n)
+    w, has_w = _km_weights(X, sample_weight)
+    wf = _ref._kmeans_weights(sample_weight, n)
+    sq = np.einsum("ij,ij->i", X, X)
+
+    def sweep(cand, closest, update):
+        pots = np.zeros((chunks, cand.shape[0]))
+        _km_pp_sweep(X, sq, w, has_w, cand, closest, sq[cand], update, pots)
+        return _km_chunk_sum(pots)
+
+    def draw(mass, targets):
+        return np.minimum(np.searchsorted(np.cumsum(mass), targets, side="left"), n - 1)
+
+    indices = np.empty(n_clusters, dtype=np.int64)
+    indices[0] = draw(wf, uniforms[0] * wf.sum())
+    closest = np.full(n, np.inf, dtype=X.dtype)
+    current = float(sweep(indices[:1], closest, True)[0])
+    for c in range(1, n_clusters):
+        u = uniforms[1 + (c - 1) * n_local_trials: 1 + c * n_local_trials]
+        cand = draw(wf * closest, u * current).astype(np.int64)
+        pots = sweep(cand, closest, False)
+        best = int(np.argmin(pots))
+        current = float(pots[best])
+        indices[c] = cand[best]
+        sweep(cand[best:best + 1].copy(), closest, True)
+    return indices
 
 
 # ---- fused MLP epoch
