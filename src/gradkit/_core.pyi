@@ -90,8 +90,6 @@ def sgd_step(param: _Array[_F], grad: _Array[_F], buf: _Array[_F] | None, lr: fl
     """In place on param (and buf, required when momentum != 0); PyTorch semantics."""
 
 # ---------------------------------------------------------------------------- mlp.cpp
-# weights/biases/weight_bufs/bias_bufs: lists of C-contiguous arrays of X's dtype (bias entries
-# may be None); labels int64 (cross-entropy) or targets (other losses); perm int64 row order.
 def mlp_epoch(weights: list[_Array[_F]], biases: list[_Array[_F] | None],
               weight_bufs: list[_Array[_F] | None], bias_bufs: list[_Array[_F] | None],
               acts: list[int], slope: float, loss: int, mean: bool, half: bool, X: _Array[_F],
@@ -99,8 +97,9 @@ def mlp_epoch(weights: list[_Array[_F]], biases: list[_Array[_F] | None],
               perm: npt.NDArray[np.int64], batch_size: int, first_step: int, n_steps: int,
               lr: float, momentum: float, dampening: float, nesterov: bool, weight_decay: float,
               first: bool, step_loss: npt.NDArray[np.float64]) -> int:
-    """Run n_steps mini-batches of an MLP epoch in place (forward, loss, backward, SGD update).
-    Returns the steps done (fewer when a loss is not finite)."""
+    """Run n_steps mini-batches of an MLP epoch in place (forward, loss, backward, SGD update)
+    over the rows perm[first_step * batch_size:]; per-step losses go to step_loss. Returns the
+    steps done (fewer when a loss is not finite)."""
 
 # ------------------------------------------------------------------------ cluster.cpp
 # sample_weight is None (unit weights) or a C-contiguous array of X's dtype; labels are int32.
