@@ -27,11 +27,14 @@
 
 namespace gk {
 
+// Flops per thread before GEMM splits its work: about 20 us of one core's arithmetic.
+constexpr double kGemmGrain = 2e6;
+
 template <typename T>
 void gemm_naive(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* A,
                 int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc, bool accumulate,
                 const T* bias, Act act, T slope, int max_threads) {
-  int nt = threads_for(2.0 * M * N * K);
+  int nt = threads_for(2.0 * M * N * K, kGemmGrain);
   if (max_threads > 0 && nt > max_threads) nt = max_threads;
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
   for (int64_t i = 0; i < M; ++i) {
@@ -412,7 +415,7 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* 
     gemm_naive(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc, accumulate, bias, act, slope, 1);
     return;
   }
-  int nt = threads_for(2.0 * M * N * K);
+  int nt = threads_for(2.0 * M * N * K, kGemmGrain);
   if (max_threads > 0 && nt > max_threads) nt = max_threads;
   if (M <= 4) {
     gemm_few_rows(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc, accumulate, bias, act, slope,

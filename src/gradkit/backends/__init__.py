@@ -54,6 +54,7 @@ None for unit weights; labels int32; n_threads an int; sums and inertia in float
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 from types import ModuleType
 
@@ -86,9 +87,14 @@ def load(name: str) -> ModuleType:
 
 
 def available() -> list[str]:
-    """Backends that import here."""
+    """Backends that import here. Numba is only looked up, not imported: importing ops_numba
+    compiles its kernels (seconds, or minutes with an empty cache)."""
     names = []
     for name in BACKENDS:
+        if name == "numba" and name not in _loaded:
+            if importlib.util.find_spec("numba") is not None:
+                names.append(name)
+            continue
         try:
             load(name)
         except ImportError:
