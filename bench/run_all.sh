@@ -9,7 +9,6 @@ cd "$(dirname "$0")/.."
 out=bench/results
 mkdir -p "$out"
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
-unset OPENBLAS_L2_SIZE
 # Run the whole bench/ folder unless a file or folder is named on the command line.
 targets=(bench)
 for arg in "$@"; do [[ $arg != -* && -e $arg ]] && targets=() && break; done
@@ -18,10 +17,11 @@ for threads in 1 2; do
   for blas in installed SkylakeX; do
     name="$out/bench-${threads}t-${blas}.json"
     if [[ $blas == installed ]]; then
-      env -u OPENBLAS_CORETYPE OMP_NUM_THREADS=$threads \
+      # The environment as it is (OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE as the machine sets them).
+      OMP_NUM_THREADS=$threads \
         python -m pytest "${targets[@]}" -q -p no:cacheprovider --benchmark-json="$name" "$@"
     else
-      OPENBLAS_CORETYPE=SkylakeX OMP_NUM_THREADS=$threads \
+      env -u OPENBLAS_L2_SIZE OPENBLAS_CORETYPE=SkylakeX OMP_NUM_THREADS=$threads \
         python -m pytest "${targets[@]}" -q -p no:cacheprovider --benchmark-json="$name" "$@"
     fi
     files+=("$name=${threads} thread(s), OpenBLAS ${blas}")
