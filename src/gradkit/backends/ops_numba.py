@@ -705,3 +705,401 @@ __all__ = [
     "tanh", "tanh_backward", "softmax", "softmax_backward",
     "l1_loss", "mse_loss", "bce_loss", "bce_with_logits_loss", "cross_entropy_loss", "sgd_step",
 ]
+
+
+# ---- k-means
+# Same contract as ops_numpy's k-means section. Rows are split into fixed chunks (their number
+# depends on n only) with per-chunk partials reduced in chunk order: results do not depend on
+# the thread count. Empty-cluster relocation (rare) reuses the NumPy reference.
+import numba as _nb  # noqa: E402
+
+from gradkit.backends import ops_numpy as _ref  # noqa: E402
+
+_KM_MAX_CHUNKS = 16
+_KM_MIN_CHUNK_ROWS = 4096
+
+
+def _km_chunks(n):
+    return max(1, min(_KM_MAX_CHUNKS, -(-n // _KM_MIN_CHUNK_ROWS)))
+
+
+def _km_sigs(body):
+    sigs = []
+    for t in ("float32", "float64"):
+        sigs.append(body.replace("T", t))
+    return sigs
+
+
+_PASS_SIG = _km_sigs("void(T[:, ::1], T[::1], boolean, T[:, ::1], T[::1], int32[::1], boolean, "
+                     "float64[:, :, ::1], float64[:, ::1], float64[:, ::1])")
+
+
+@_nb.njit(_PASS_SIG, parallel=True, cache=True, nogil=True)
+def _km_pass(X, w, has_w, centers, cnorm, labels, update, sums, weight, stats):
+    # stats[c] = (inertia, n_changed) of chunk c; sums/weight per chunk when update.
+    n, d = X.shape
+    k = centers.shape[0]
+    chunks = stats.shape[0]
+    for c in _nb.prange(chunks):
+        for i in range(c * n // chunks, (c + 1) * n // chunks):
+            best = np.inf
+            arg = 0
+            for j in range(k):
+                dot = centers[j, 0] * 0
+                for p in range(d):
+                    dot += X[i, p] * centers[j, p]
+                dist = cnorm[j] - 2 * dot
+                if dist < best:
+                    best = dist
+                    arg = j
+            wi = np.float64(w[i]) if has_w else 1.0
+            if labels[i] != arg:
+                stats[c, 1] += 1
+            labels[i] = arg
+            xx = 0.0
+            for p in range(d):
+                xv = np.float64(X[i, p])
+                xx += xv * xv
+                if update:
+                    sums[c, arg, p] += wi * xv
+            if update:
+                weight[c, arg] += wi
+            stats[c, 0] += wi * max(0.0, xx + np.float64(best))
+
+
+@_nb.njit(_km_sigs("float64(T[:, ::1], T[::1], boolean, T[:, ::1], int32[::1], int64)"),
+          parallel=True, cache=True, nogil=True)
+def _km_inertia(X, w, has_w, centers, labels, chunks):
+    n, d = X.shape
+    part = np.zeros(chunks)
+    for c in _nb.prange(chunks):
+        acc = 0.0
+        for i in range(c * n // chunks, (c + 1) * n // chunks):
+            s = 0.0
+            for p in range(d):
+                diff = np.float64(X[i, p]) - np.float64(centers[labels[i], p])
+                s += diff * diff
+            acc += (np.float64(w[i]) if has_w else 1.0) * s
+        part[c] = acc
+    total = 0.0
+    for c in range(chunks):
+        total += part[c]
+    return total
+
+
+def _km_weights(X, sample_weight):
+    if sample_weight is None:
+        return np.empty(0, dtype=X.dtype), False
+    return sample_weight, True
+
+
+def _km_run_pass(X, sample_weight, centers, labels, update):
+    n, d = X.shape
+    k = centers.shape[0]
+    chunks = _km_chunks(n)
+    w, has_w = _km_weights(X, sample_weight)
+    cnorm = np.einsum("ij,ij->i", centers, centers)
+    sums = np.zeros((chunks, k, d) if update else (1, 1, 1))
+    weight = np.zeros((chunks, k) if update else (1, 1))
+    stats = np.zeros((chunks, 2))
+    _km_pass(X, w, has_w, centers, cnorm, labels, update, sums, weight, stats)
+    return sums, weight, stats
+
+
+def _km_chunk_sum(parts):
+    total = np.zeros(parts.shape[1:])
+    for part in parts:  # chunk order
+        total += part
+    return total
+
+
+def kmeans_lloyd_step(X, sample_weight, centers, labels, n_threads=1):
+    sums, weight, stats = _km_run_pass(X, sample_weight, centers, labels, True)
+    sums, weight, stats = _km_chunk_sum(sums), _km_chunk_sum(weight), _km_chunk_sum(stats)
+    w = _ref._kmeans_weights(sample_weight, X.shape[0])
+    _ref._kmeans_relocate_empty(sums, weight, X, w, centers, labels)
+    scale = np.where(weight > 0, 1.0 / np.where(weight > 0, weight, 1.0), 1.0)
+    centers_new = (sums * scale[:, None]).astype(X.dtype)
+    shift = float(np.sum((centers_new.astype(np.float64) - centers) ** 2))
+    return centers_new, int(stats[1]), shift, float(stats[0])
+
+
+def kmeans_assign(X, sample_weight, centers, n_threads=1):
+    labels = np.full(X.shape[0], -1, dtype=np.int32)
+    _, _, stats = _km_run_pass(X, sample_weight, centers, labels, False)
+    return labels, float(_km_chunk_sum(stats)[0])
+
+
+def kmeans_inertia(X, sample_weight, centers, labels, n_threads=1):
+    w, has_w = _km_weights(X, sample_weight)
+    return float(_km_inertia(X, w, has_w, centers, labels, _km_chunks(X.shape[0])))
+
+
+def kmeans_lloyd(X, sample_weight, centers_init, max_iter, tol, n_threads=1):
+    return _ref.kmeans_lloyd_loop(kmeans_lloyd_step, kmeans_assign, kmeans_inertia, X,
+                                  sample_weight, centers_init, max_iter, tol, n_threads)
+
+
+@_nb.njit(_km_sigs("void(T[:, ::1], T[::1], T[::1], boolean, int64[::1], T[::1], T[::1], "
+                   "boolean, float64[:, ::1])"), parallel=True, cache=True, nogil=True)
+def _km_pp_sweep(X, sq, w, has_w, cand, closest, cnorm, update, pots):
+    # pots[c, t] = sum over chunk c of w * min(closest, D^2(x, X[cand[t]])); when update,
+    # closest takes that minimum (only called with one candidate then).
+    n, d = X.shape
+    chunks = pots.shape[0]
+    for c in _nb.prange(chunks):
+        for i in range(c * n // chunks, (c + 1) * n // chunks):
+            wi = np.float64(w[i]) if has_w else 1.0
+            for t in range(cand.shape[0]):
+                dot = X[i, 0] * 0
+                for p in range(d):
+                    dot += X[i, p] * X[cand[t], p]
+                dist = max(sq[i] + cnorm[t] - 2 * dot, 0)
+                dist = min(dist, closest[i])
+                if update:
+                    closest[i] = dist
+                pots[c, t] += wi * np.float64(dist)
+
+
+def kmeans_plusplus(X, sample_weight, n_clusters, n_local_trials, uniforms, n_threads=1):
+    n = X.shape[0]
+    chunks = _km_chunks(n)
+    w, has_w = _km_weights(X, sample_weight)
+    wf = _ref._kmeans_weights(sample_weight, n)
+    sq = np.einsum("ij,ij->i", X, X)
+
+    def sweep(cand, closest, update):
+        pots = np.zeros((chunks, cand.shape[0]))
+        _km_pp_sweep(X, sq, w, has_w, cand, closest, sq[cand], update, pots)
+        return _km_chunk_sum(pots)
+
+    def draw(mass, targets):
+        return np.minimum(np.searchsorted(np.cumsum(mass), targets, side="left"), n - 1)
+
+    indices = np.empty(n_clusters, dtype=np.int64)
+    indices[0] = draw(wf, uniforms[0] * wf.sum())
+    closest = np.full(n, np.inf, dtype=X.dtype)
+    current = float(sweep(indices[:1], closest, True)[0])
+    for c in range(1, n_clusters):
+        u = uniforms[1 + (c - 1) * n_local_trials: 1 + c * n_local_trials]
+        cand = draw(wf * closest, u * current).astype(np.int64)
+        pots = sweep(cand, closest, False)
+        best = int(np.argmin(pots))
+        current = float(pots[best])
+        indices[c] = cand[best]
+        sweep(cand[best:best + 1].copy(), closest, True)
+    return indices
+
+
+# ---- fused MLP epoch
+# Same contract as ops_cpp.mlp_epoch. The parameters are packed into one flat vector so that the
+# jitted epoch has a fixed, explicit signature whatever the depth of the network; the packing is
+# one copy of the parameters per call, small next to an epoch of GEMMs (np.dot -> BLAS).
+
+import numba as _nb  # noqa: E402
+
+MLP_LOSSES = ("cross_entropy", "mse", "l1", "bce_with_logits")
+_MLP_ACT_CODES = {"none": 0, "relu": 1, "leaky_relu": 2, "sigmoid": 3, "tanh": 4}
+
+
+def _mlp_signature(t):
+    vec, mat = t[::1], t[:, ::1]
+    i64v = _nb.int64[::1]
+    return _nb.int64(vec, vec, i64v, i64v, i64v, i64v, _nb.float64, _nb.int64, _nb.boolean,
+                     _nb.boolean, mat, i64v, mat, i64v, _nb.int64, _nb.int64, _nb.int64,
+                     _nb.float64, _nb.float64, _nb.float64, _nb.boolean, _nb.float64,
+                     _nb.boolean, _nb.float64[::1])
+
+
+@_nb.njit(cache=True, inline="always")
+def _act_forward(z, code, slope):
+    if code == 1:
+        return z if z > 0 else z * 0
+    if code == 2:
+        return z if z > 0 else z * slope
+    if code == 3:
+        e = np.exp(-abs(z))
+        return 1 / (1 + e) if z >= 0 else e / (1 + e)
+    if code == 4:
+        return np.tanh(z)
+    return z
+
+
+@_nb.njit(cache=True, inline="always")
+def _act_grad(d, y, code, slope):
+    if code == 1:
+        return d if y > 0 else d * 0
+    if code == 2:
+        return d if y > 0 else d * slope
+    if code == 3:
+        return d * y * (1 - y)
+    if code == 4:
+        return d * (1 - y * y)
+    return d
+
+
+@_nb.njit([_mlp_signature(_nb.float32), _mlp_signature(_nb.float64)], cache=True)
+def _mlp_epoch_flat(theta, bufs, off_w, off_b, dims, acts, slope, loss_code, mean, half, X,
+                    labels, targets, perm, batch, first_step, n_steps, lr, momentum, dampening,
+                    nesterov, weight_decay, first, step_loss):
+    n_layers = dims.shape[0] - 1
+    n_perm = perm.shape[0]
+    n_out = dims[n_layers]
+    grad = np.zeros_like(theta)
+    xb = np.empty((batch, dims[0]), dtype=X.dtype)
+    outs = [np.empty((batch, dims[l + 1]), dtype=X.dtype) for l in range(n_layers)]
+    tb = np.empty((batch, n_out), dtype=X.dtype)
+    lb = np.empty(batch, dtype=np.int64)
+    for s in range(n_steps):
+        start = (first_step + s) * batch
+        m = min(batch, n_perm - start)
+        for i in range(m):
+            r = perm[start + i]
+            xb[i, :] = X[r, :]
+            if loss_code == 0:
+                lb[i] = labels[r]
+            else:
+                tb[i, :] = targets[r, :]
+        # forward
+        inp = xb[:m]
+        for l in range(n_layers):
+            n_in, n_o = dims[l], dims[l + 1]
+            w = theta[off_w[l]:off_w[l] + n_o * n_in].reshape((n_o, n_in))
+            z = np.dot(inp, w.T)
+            out = outs[l][:m]
+            code = acts[l]
+            for i in range(m):
+                for j in range(n_o):
+                    v = z[i, j]
+                    if off_b[l] >= 0:
+                        v += theta[off_b[l] + j]
+                    out[i, j] = _act_forward(v, code, slope)
+            inp = out
+        # loss and its gradient
+        y = outs[n_layers - 1][:m]
+        dz = np.empty((m, n_out), dtype=X.dtype)
+        total = 0.0
+        if loss_code == 0:
+            scale = 1.0 / m if mean else 1.0
+            for i in range(m):
+                zmax = y[i, 0]
+                for j in range(1, n_out):
+                    zmax = max(zmax, y[i, j])
+                ssum = 0.0
+                for j in range(n_out):
+                    e = np.exp(y[i, j] - zmax)
+                    dz[i, j] = e
+                    ssum += e
+                total += np.log(ssum) - (y[i, lb[i]] - zmax)
+                for j in range(n_out):
+                    dz[i, j] = dz[i, j] / ssum * scale
+                dz[i, lb[i]] -= scale
+            value = total / m if mean else total
+        else:
+            scale = 1.0 / (m * n_out) if mean else 1.0
+            factor = 0.5 if half else 1.0
+            for i in range(m):
+                for j in range(n_out):
+                    p = y[i, j]
+                    t = tb[i, j]
+                    if loss_code == 1:
+                        diff = p - t
+                        total += factor * diff * diff
+                        dz[i, j] = diff * (2.0 * factor * scale)
+                    elif loss_code == 2:
+                        diff = p - t
+                        total += abs(diff)
+                        dz[i, j] = scale if diff > 0 else (-scale if diff < 0 else 0.0)
+                    else:
+                        e = np.exp(-abs(p))
+                        total += max(p, 0) - t * p + np.log1p(e)
+                        sig = 1 / (1 + e) if p >= 0 else e / (1 + e)
+                        dz[i, j] = (sig - t) * scale
+            value = total / (m * n_out) if mean else total
+        step_loss[s] = value
+        if not np.isfinite(value):
+            return s
+        code = acts[n_layers - 1]
+        for i in range(m):
+            for j in range(n_out):
+                dz[i, j] = _act_grad(dz[i, j], y[i, j], code, slope)
+        # backward
+        for l in range(n_layers - 1, -1, -1):
+            n_in, n_o = dims[l], dims[l + 1]
+            w = theta[off_w[l]:off_w[l] + n_o * n_in].reshape((n_o, n_in))
+            a_prev = outs[l - 1][:m] if l > 0 else xb[:m]
+            grad[off_w[l]:off_w[l] + n_o * n_in] = np.dot(dz.T, a_prev).ravel()
+            if off_b[l] >= 0:
+                gb = grad[off_b[l]:off_b[l] + n_o]
+                gb[:] = 0
+                for i in range(m):
+                    for j in range(n_o):
+                        gb[j] += dz[i, j]
+            if l > 0:
+                dx = np.dot(dz, w)
+                code = acts[l - 1]
+                for i in range(m):
+                    for j in range(n_in):
+                        dx[i, j] = _act_grad(dx[i, j], a_prev[i, j], code, slope)
+                dz = dx
+        # SGD on the flat parameter vector
+        for k in range(theta.shape[0]):
+            g = grad[k]
+            if weight_decay != 0:
+                g = g + weight_decay * theta[k]
+            if momentum != 0:
+                b = g if first else momentum * bufs[k] + (1 - dampening) * g
+                bufs[k] = b
+                g = g + momentum * b if nesterov else b
+            theta[k] -= lr * g
+        first = False
+    return n_steps
+
+
+def mlp_epoch(weights, biases, weight_bufs, bias_bufs, activations, slope, loss, reduction, half,
+              X, y, perm, batch_size, first_step, n_steps, lr, momentum, dampening, nesterov,
+              weight_decay, first, step_loss):
+    dtype = X.dtype
+    n_layers = len(weights)
+    dims = np.empty(n_layers + 1, dtype=np.int64)
+    dims[0] = weights[0].shape[1]
+    off_w = np.empty(n_layers, dtype=np.int64)
+    off_b = np.full(n_layers, -1, dtype=np.int64)
+    pieces, buf_pieces, pos = [], [], 0
+    use_buf = momentum != 0
+    for l, (w, b) in enumerate(zip(weights, biases)):
+        dims[l + 1] = w.shape[0]
+        off_w[l] = pos
+        pos += w.size
+        pieces.append(w.ravel())
+        if use_buf:
+            buf_pieces.append(weight_bufs[l].ravel())
+        if b is not None:
+            off_b[l] = pos
+            pos += b.size
+            pieces.append(b)
+            if use_buf:
+                buf_pieces.append(bias_bufs[l])
+    theta = np.concatenate(pieces).astype(dtype, copy=False)
+    bufs = np.concatenate(buf_pieces) if use_buf else np.zeros(1, dtype=dtype)
+    acts = np.array([_MLP_ACT_CODES[a] for a in activations], dtype=np.int64)
+    code = MLP_LOSSES.index(loss)
+    if code == 0:
+        labels, targets = y, np.zeros((1, 1), dtype=dtype)
+    else:
+        labels, targets = np.zeros(1, dtype=np.int64), y
+    done = _mlp_epoch_flat(theta, bufs, off_w, off_b, dims, acts, float(slope), code,
+                           reduction == "mean", bool(half), X, labels, targets, perm,
+                           int(batch_size), int(first_step), int(n_steps), float(lr),
+                           float(momentum), float(dampening), bool(nesterov),
+                           float(weight_decay), bool(first), step_loss)
+    # unpack the updated parameters (and buffers) into the caller's arrays
+    for l, (w, b) in enumerate(zip(weights, biases)):
+        w.ravel()[:] = theta[off_w[l]:off_w[l] + w.size]
+        if use_buf:
+            weight_bufs[l].ravel()[:] = bufs[off_w[l]:off_w[l] + w.size]
+        if b is not None:
+            b[:] = theta[off_b[l]:off_b[l] + b.size]
+            if use_buf:
+                bias_bufs[l][:] = bufs[off_b[l]:off_b[l] + b.size]
+    return int(done)
