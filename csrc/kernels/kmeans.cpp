@@ -447,6 +447,13 @@ void kmeans_plusplus(int64_t* indices, const T* X, const T* w, int64_t n, int64_
         const int64_t end = chunk_begin(c + 1, chunks, n);
         for (int64_t i0 = chunk_begin(c, chunks, n); i0 < end; i0 += B) {
           const int64_t rows = std::min(B, end - i0);
+#if defined(GRADKIT_HAVE_AVX512)
+          if (use_avx512<T>() &&
+              kmeans_avx512::pp_sweep_rows(pot, closest.data() + i0, X + i0 * d,
+                                           w ? w + i0 : nullptr, rows, d, pk.data.data(),
+                                           pk.cnorm.data(), ncand, update_closest))
+            continue;
+#endif
           dots_rows(dots.data(), X + i0 * d, rows, d, pk.data.data(), ncand);
           for (int64_t r = 0; r < rows; ++r) {
             const int64_t i = i0 + r;
