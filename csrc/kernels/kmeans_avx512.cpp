@@ -90,12 +90,8 @@ struct Simd<double> {
   static idx izero() { return _mm256_setzero_si256(); }
   static idx iselect(mask m, idx a, idx b) { return _mm256_mask_blend_epi32(m, a, b); }
   static int hmin_masked(mask m, idx a) {
-    alignas(32) int v[8];
-    _mm256_store_si256(reinterpret_cast<__m256i*>(v),
-                       _mm256_mask_blend_epi32(m, _mm256_set1_epi32(INT_MAX), a));
-    int best = v[0];
-    for (int i = 1; i < 8; ++i) best = v[i] < best ? v[i] : best;
-    return best;
+    const __m256i v = _mm256_mask_blend_epi32(m, _mm256_set1_epi32(INT_MAX), a);
+    return _mm512_reduce_min_epi32(_mm512_inserti64x4(_mm512_set1_epi32(INT_MAX), v, 0));
   }
 };
 
