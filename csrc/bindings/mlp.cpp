@@ -1,7 +1,149 @@
+// Binding of the whole-epoch MLP trainer. Arrays are checked (exact dtype, C-contiguous,
+// shapes) and the kernel runs with the GIL released; nothing is copied.
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <string>
+#include <vector>
 
 #include "bindings/common.hpp"
+#include "kernels/mlp.hpp"
 
 namespace py = pybind11;
+using gkpy::carray;
 
-void bind_mlp(py::module_& m) {}
+namespace {
+
+// The array behind `obj`, refused unless it has dtype T and is C-contiguous (never copied).
+template <typename T>
+carray<T> exact(const py::handle& obj, const std::string& name) {
+  if (!carray<T>::check_(obj))
+    throw py::type_error(name + " must be a C-contiguous numpy array of the parameters' dtype");
+  return py::reinterpret_borrow<carray<T>>(obj);
+}
+
+template <typename T>
+int64_t run(py::list weights, py::list biases, py::list weight_bufs, py::list bias_bufs,
+            const std::vector<int>& acts, double slope, int loss_kind, bool mean, bool half,
+            py::handle X_obj, py::handle labels_obj, py::handle targets_obj, py::handle perm_obj,
+            int64_t batch, int64_t first_step, int64_t n_steps, gk::SgdParams sgd,
+            py::handle step_loss_obj) {
+  const size_t L = weights.size();
+  if (L == 0 || biases.size() != L || weight_bufs.size() != L || bias_bufs.size() != L ||
+      acts.size() != L)
+    throw py::value_error("weights, biases, buffers and activations must have one entry per layer");
+  const bool momentum = sgd.momentum != 0.0;
+  std::vector<carray<T>> keep;  // holds references while the GIL is released
+  std::vector<gk::MlpLayer<T>> layers(L);
+  int64_t in = -1;
+  for (size_t l = 0; l < L; ++l) {
+    const std::string idx = "[" + std::to_string(l) + "]";
+    auto w = exact<T>(weights[l], "weights" + idx);
+    gkpy::require_ndim(w, 2, ("weights" + idx).c_str());
+    auto& ly = layers[l];
+    ly.out = w.shape(0);
+    ly.in = w.shape(1);
+    if (in >= 0) gkpy::require_dim(ly.in, in, ("in_features of layer " + std::to_string(l)).c_str());
+    in = ly.out;
+    ly.weight = w.mutable_data();
+    ly.act = static_cast<gk::Act>(acts[l]);
+    keep.push_back(w);
+    if (!biases[l].is_none()) {
+      auto b = exact<T>(biases[l], "biases" + idx);
+      gkpy::require_dim(b.size(), ly.out, ("size of biases" + idx).c_str());
+      ly.bias = b.mutable_data();
+      keep.push_back(b);
+    }
+    if (momentum) {
+      auto wb = exact<T>(weight_bufs[l], "weight_bufs" + idx);
+      gkpy::require_dim(wb.size(), w.size(), ("size of weight_bufs" + idx).c_str());
+      ly.weight_buf = wb.mutable_data();
+      keep.push_back(wb);
+      if (ly.bias) {
+        auto bb = exact<T>(bias_bufs[l], "bias_bufs" + idx);
+        gkpy::require_dim(bb.size(), ly.out, ("size of bias_bufs" + idx).c_str());
+        ly.bias_buf = bb.mutable_data();
+        keep.push_back(bb);
+      }
+    }
+  }
+  auto X = exact<T>(X_obj, "X");
+  gkpy::require_ndim(X, 2, "X");
+  gkpy::require_dim(X.shape(1), layers.front().in, "X columns");
+  if (!py::isinstance<carray<int64_t>>(perm_obj) || !carray<int64_t>::check_(perm_obj))
+    throw py::type_error("perm must be a C-contiguous int64 array");
+  auto perm = py::reinterpret_borrow<carray<int64_t>>(perm_obj);
+  if (!carray<double>::check_(step_loss_obj))
+    throw py::type_error("step_loss must be a C-contiguous float64 array");
+  auto step_loss = py::reinterpret_borrow<carray<double>>(step_loss_obj);
+  const int64_t n_perm = perm.size();
+  if (batch < 1 || first_step < 0 || n_steps < 0 ||
+      (n_steps > 0 && (first_step + n_steps - 1) * batch >= n_perm))
+    throw py::value_error("steps out of range for the permutation and batch size");
+  gkpy::require_dim(step_loss.size(), n_steps, "step_loss size");
+
+  gk::MlpLossParams loss;
+  loss.kind = static_cast<gk::MlpLoss>(loss_kind);
+  loss.mean = mean;
+  loss.half = half;
+  const int64_t* labels = nullptr;
+  const T* targets = nullptr;
+  carray<int64_t> lab;
+  carray<T> tar;
+  if (loss.kind == gk::MlpLoss::cross_entropy) {
+    if (!carray<int64_t>::check_(labels_obj))
+      throw py::type_error("labels must be a C-contiguous int64 array");
+    lab = py::reinterpret_borrow<carray<int64_t>>(labels_obj);
+    gkpy::require_dim(lab.size(), X.shape(0), "number of labels");
+    labels = lab.data();
+  } else {
+    tar = exact<T>(targets_obj, "targets");
+    gkpy::require_dim(tar.size(), X.shape(0) * layers.back().out, "size of targets");
+    targets = tar.data();
+  }
+  const T* x = X.data();
+  const int64_t* p = perm.data();
+  double* out = step_loss.mutable_data();
+  py::gil_scoped_release release;
+  return gk::mlp_epoch<T>(out, layers, T(slope), loss, sgd, x, labels, targets, p, n_perm, batch,
+                          first_step, n_steps);
+}
+
+}  // namespace
+
+void bind_mlp(py::module_& m) {
+  m.def(
+      "mlp_epoch",
+      [](py::list weights, py::list biases, py::list weight_bufs, py::list bias_bufs,
+         std::vector<int> acts, double slope, int loss, bool mean, bool half, py::object X,
+         py::object labels, py::object targets, py::object perm, int64_t batch_size,
+         int64_t first_step, int64_t n_steps, double lr, double momentum, double dampening,
+         bool nesterov, double weight_decay, bool first, py::object step_loss) {
+        gk::SgdParams sgd;
+        sgd.lr = lr;
+        sgd.momentum = momentum;
+        sgd.dampening = dampening;
+        sgd.nesterov = nesterov;
+        sgd.weight_decay = weight_decay;
+        sgd.first = first;
+        py::array x = py::array::ensure(X);
+        if (!x) throw py::type_error("X must be a numpy array");
+        if (x.dtype().is(py::dtype::of<float>()))
+          return run<float>(weights, biases, weight_bufs, bias_bufs, acts, slope, loss, mean, half,
+                            X, labels, targets, perm, batch_size, first_step, n_steps, sgd,
+                            step_loss);
+        if (x.dtype().is(py::dtype::of<double>()))
+          return run<double>(weights, biases, weight_bufs, bias_bufs, acts, slope, loss, mean,
+                             half, X, labels, targets, perm, batch_size, first_step, n_steps, sgd,
+                             step_loss);
+        throw py::type_error("X must have dtype float32 or float64");
+      },
+      py::arg("weights"), py::arg("biases"), py::arg("weight_bufs"), py::arg("bias_bufs"),
+      py::arg("acts"), py::arg("slope"), py::arg("loss"), py::arg("mean"), py::arg("half"),
+      py::arg("X"), py::arg("labels"), py::arg("targets"), py::arg("perm"), py::arg("batch_size"),
+      py::arg("first_step"), py::arg("n_steps"), py::arg("lr"), py::arg("momentum"),
+      py::arg("dampening"), py::arg("nesterov"), py::arg("weight_decay"), py::arg("first"),
+      py::arg("step_loss"),
+      "Run n_steps mini-batches of an MLP epoch in place (see csrc/kernels/mlp.hpp). Returns the "
+      "steps done (fewer when a loss is not finite).");
+}

@@ -70,7 +70,17 @@ def load(name: str) -> ModuleType:
         return _loaded[name]
     if name not in BACKENDS:
         raise ValueError(f"backend={name!r} must be one of {', '.join(map(repr, BACKENDS))}")
-    module = importlib.import_module(f"gradkit.backends.ops_{name}")
+    if name == "numba":
+        # Starting Numba's OpenMP threading layer resets OpenMP's thread count to all cores,
+        # which would silently override OMP_NUM_THREADS / gk.set_num_threads for every backend.
+        from gradkit import _core
+
+        threads = _core.get_num_threads()
+        module = importlib.import_module("gradkit.backends.ops_numba")
+        set_numba_threads(threads)
+        _core.set_num_threads(threads)
+    else:
+        module = importlib.import_module(f"gradkit.backends.ops_{name}")
     _loaded[name] = module
     return module
 

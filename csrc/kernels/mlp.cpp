@@ -1,0 +1,217 @@
+// Whole-epoch MLP training (see mlp.hpp). The GEMMs go through gk::gemm; the small elementwise
+// pieces (loss, activation backward, bias gradient, SGD update) live here so that one epoch is
+// one call with its buffers allocated once.
+#include "kernels/mlp.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "kernels/cpu.hpp"
+
+namespace gk {
+namespace {
+
+// dz = dy * act'(y), in place on d (n values), from the forward output y.
+template <typename T>
+void act_backward_inplace(T* d, const T* y, int64_t n, Act act, T slope) {
+  const int nt = threads_for(double(n));
+  switch (act) {
+    case Act::relu:
+#pragma omp parallel for num_threads(nt) schedule(static)
+      for (int64_t i = 0; i < n; ++i) d[i] = y[i] > T(0) ? d[i] : T(0);
+      break;
+    case Act::leaky_relu:
+#pragma omp parallel for num_threads(nt) schedule(static)
+      for (int64_t i = 0; i < n; ++i) d[i] = y[i] > T(0) ? d[i] : d[i] * slope;
+      break;
+    case Act::sigmoid:
+#pragma omp parallel for num_threads(nt) schedule(static)
+      for (int64_t i = 0; i < n; ++i) d[i] = d[i] * y[i] * (T(1) - y[i]);
+      break;
+    case Act::tanh:
+#pragma omp parallel for num_threads(nt) schedule(static)
+      for (int64_t i = 0; i < n; ++i) d[i] = d[i] * (T(1) - y[i] * y[i]);
+      break;
+    default:
+      break;
+  }
+}
+
+// Loss of one batch and its gradient w.r.t. the last layer's output, in one pass.
+// out is (m, C); grad (m, C) OUT. Returns the reduced loss value (float64 accumulation).
+template <typename T>
+double loss_forward_backward(T* grad, const T* out, int64_t m, int64_t C, const MlpLossParams& p,
+                             const int64_t* labels, const T* targets) {
+  double total = 0.0;
+  if (p.kind == MlpLoss::cross_entropy) {
+    const T scale = p.mean ? T(1.0 / double(m)) : T(1);
+    for (int64_t i = 0; i < m; ++i) {
+      const T* z = out + i * C;
+      T* g = grad + i * C;
+      T zmax = z[0];
+      for (int64_t j = 1; j < C; ++j) zmax = std::max(zmax, z[j]);
+      T sum = T(0);
+      for (int64_t j = 0; j < C; ++j) {
+        g[j] = std::exp(z[j] - zmax);
+        sum += g[j];
+      }
+      const T log_norm = std::log(sum);
+      const int64_t label = labels[i];
+      total += double(log_norm - (z[label] - zmax));
+      const T inv = T(1) / sum;
+      for (int64_t j = 0; j < C; ++j) g[j] = g[j] * inv * scale;
+      g[label] -= scale;
+    }
+    return p.mean ? total / double(m) : total;
+  }
+  const int64_t n = m * C;
+  const T scale = p.mean ? T(1.0 / double(n)) : T(1);
+  if (p.kind == MlpLoss::mse) {
+    const double factor = p.half ? 0.5 : 1.0;
+    const T gscale = T(2.0 * factor) * scale;
+    for (int64_t i = 0; i < n; ++i) {
+      const T diff = out[i] - targets[i];
+      total += factor * double(diff * diff);
+      grad[i] = diff * gscale;
+    }
+  } else if (p.kind == MlpLoss::l1) {
+    for (int64_t i = 0; i < n; ++i) {
+      const T diff = out[i] - targets[i];
+      total += double(std::fabs(diff));
+      grad[i] = diff > T(0) ? scale : (diff < T(0) ? -scale : T(0));
+    }
+  } else {  // bce_with_logits: max(z, 0) - y z + log1p(e^-|z|); gradient sigmoid(z) - y
+    for (int64_t i = 0; i < n; ++i) {
+      const T z = out[i];
+      const T y = targets[i];
+      const T e = std::exp(-std::fabs(z));
+      total += double(std::max(z, T(0)) - y * z + std::log1p(e));
+      const T sig = z >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e);
+      grad[i] = (sig - y) * scale;
+    }
+  }
+  return p.mean ? total / double(n) : total;
+}
+
+// PyTorch SGD on one parameter array (n values), in place on param and buf.
+template <typename T>
+void sgd_update(T* param, const T* grad, T* buf, int64_t n, const SgdParams& s) {
+  const T lr = T(s.lr), mom = T(s.momentum), damp = T(1.0 - s.dampening), wd = T(s.weight_decay);
+  const bool use_wd = s.weight_decay != 0.0, use_mom = s.momentum != 0.0;
+  const int nt = threads_for(4.0 * double(n));
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    T g = use_wd ? grad[i] + wd * param[i] : grad[i];
+    if (use_mom) {
+      const T b = s.first ? g : mom * buf[i] + damp * g;
+      buf[i] = b;
+      g = s.nesterov ? g + mom * b : b;
+    }
+    param[i] -= lr * g;
+  }
+}
+
+}  // namespace
+
+template <typename T>
+int64_t mlp_epoch(double* step_loss, std::vector<MlpLayer<T>>& layers, T slope,
+                  const MlpLossParams& loss, const SgdParams& sgd_in, const T* X,
+                  const int64_t* labels, const T* targets, const int64_t* perm, int64_t n_perm,
+                  int64_t batch, int64_t first_step, int64_t n_steps) {
+  const size_t L = layers.size();
+  const int64_t in0 = layers.front().in;
+  const int64_t n_out = layers.back().out;
+  int64_t width = in0;
+  for (const auto& l : layers) width = std::max(width, l.out);
+
+  // Every buffer of the call, allocated once.
+  std::vector<T> xb(size_t(batch * in0));
+  std::vector<T> tb(loss.kind == MlpLoss::cross_entropy ? 0 : size_t(batch * n_out));
+  std::vector<int64_t> lb(loss.kind == MlpLoss::cross_entropy ? size_t(batch) : 0);
+  std::vector<std::vector<T>> act(L), dw(L), db(L);
+  for (size_t l = 0; l < L; ++l) {
+    act[l].resize(size_t(batch * layers[l].out));
+    dw[l].resize(size_t(layers[l].out * layers[l].in));
+    db[l].resize(layers[l].bias ? size_t(layers[l].out) : 0);
+  }
+  std::vector<T> d0(size_t(batch * width)), d1(size_t(batch * width));
+
+  SgdParams sgd = sgd_in;
+  for (int64_t s = 0; s < n_steps; ++s) {
+    const int64_t start = (first_step + s) * batch;
+    const int64_t m = std::min(batch, n_perm - start);
+    const int64_t* rows = perm + start;
+
+    // Gather the batch (and its targets) into contiguous buffers.
+    const int nt_gather = threads_for(double(m * in0));
+#pragma omp parallel for num_threads(nt_gather) schedule(static)
+    for (int64_t i = 0; i < m; ++i)
+      std::memcpy(&xb[size_t(i * in0)], X + rows[i] * in0, sizeof(T) * size_t(in0));
+    if (loss.kind == MlpLoss::cross_entropy) {
+      for (int64_t i = 0; i < m; ++i) lb[size_t(i)] = labels[rows[i]];
+    } else {
+      for (int64_t i = 0; i < m; ++i)
+        std::memcpy(&tb[size_t(i * n_out)], targets + rows[i] * n_out, sizeof(T) * size_t(n_out));
+    }
+
+    // Forward: a_l = act(a_{l-1} W_lᵀ + b_l), bias and activation fused into the GEMM.
+    const T* input = xb.data();
+    for (size_t l = 0; l < L; ++l) {
+      const MlpLayer<T>& ly = layers[l];
+      gemm<T>(false, true, m, ly.out, ly.in, input, ly.in, ly.weight, ly.in, act[l].data(),
+              ly.out, false, ly.bias, ly.act, slope);
+      input = act[l].data();
+    }
+
+    // Loss and dL/d(output) in one pass, then through the last activation.
+    T* dz = d0.data();
+    T* dnext = d1.data();
+    const double value = loss_forward_backward(dz, act[L - 1].data(), m, n_out, loss, lb.data(),
+                                               tb.data());
+    step_loss[s] = value;
+    if (!std::isfinite(value)) return s;
+    act_backward_inplace(dz, act[L - 1].data(), m * n_out, layers[L - 1].act, slope);
+
+    // Backward: dW = dzᵀ a_{l-1}, db = column sums of dz, dz_{l-1} = (dz W) * act'(a_{l-1}).
+    for (size_t l = L; l-- > 0;) {
+      const MlpLayer<T>& ly = layers[l];
+      const T* a_prev = l > 0 ? act[l - 1].data() : xb.data();
+      gemm<T>(true, false, ly.out, ly.in, m, dz, ly.out, a_prev, ly.in, dw[l].data(), ly.in);
+      if (ly.bias) {
+        T* g = db[l].data();
+        std::fill(g, g + ly.out, T(0));
+        for (int64_t i = 0; i < m; ++i) {
+          const T* row = dz + i * ly.out;
+          for (int64_t j = 0; j < ly.out; ++j) g[j] += row[j];
+        }
+      }
+      if (l > 0) {
+        gemm<T>(false, false, m, ly.in, ly.out, dz, ly.out, ly.weight, ly.in, dnext, ly.in);
+        act_backward_inplace(dnext, act[l - 1].data(), m * ly.in, layers[l - 1].act, slope);
+        std::swap(dz, dnext);
+      }
+    }
+
+    // SGD on every parameter, after all gradients are known.
+    for (size_t l = 0; l < L; ++l) {
+      MlpLayer<T>& ly = layers[l];
+      sgd_update(ly.weight, dw[l].data(), ly.weight_buf, ly.out * ly.in, sgd);
+      if (ly.bias) sgd_update(ly.bias, db[l].data(), ly.bias_buf, ly.out, sgd);
+    }
+    sgd.first = false;
+  }
+  return n_steps;
+}
+
+#define GK_INSTANTIATE(T)                                                                     \
+  template int64_t mlp_epoch<T>(double*, std::vector<MlpLayer<T>>&, T, const MlpLossParams&, \
+                                const SgdParams&, const T*, const int64_t*, const T*,       \
+                                const int64_t*, int64_t, int64_t, int64_t, int64_t);
+GK_INSTANTIATE(float)
+GK_INSTANTIATE(double)
+#undef GK_INSTANTIATE
+
+}  // namespace gk

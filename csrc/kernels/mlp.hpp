@@ -1,0 +1,59 @@
+// Whole-epoch training of a Sequential MLP: for each mini-batch, gather its rows, forward
+// through Linear(+activation) layers, loss and its gradient in one pass, backward, SGD update.
+// One call runs `n_steps` consecutive mini-batches of an epoch, so the caller can run an epoch
+// in chunks (for a progress bar) without changing the arithmetic.
+//
+// Shapes: X is (N, IN0); layer l has weight (OUT_l, IN_l), bias (OUT_l) and IN_{l+1} = OUT_l.
+// Targets: labels (N,) int64 in [0, OUT_last) for cross-entropy, else targets (N, OUT_last).
+// Mini-batch s takes the rows perm[s * batch, min((s + 1) * batch, n_perm)).
+// Deterministic: GEMM splits over rows/columns only, every other loop is elementwise or
+// reduces in a fixed order, so 1 and 2 threads give bitwise the same parameters.
+// The kernel trusts its input (sizes consistent, indices in range, buffers not aliased).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "kernels/gemm.hpp"
+
+namespace gk {
+
+enum class MlpLoss : int { cross_entropy = 0, mse = 1, l1 = 2, bce_with_logits = 3 };
+
+template <typename T>
+struct MlpLayer {
+  T* weight;       // INOUT (out, in)
+  T* bias;         // INOUT (out) or nullptr
+  T* weight_buf;   // INOUT momentum buffer (out, in), or nullptr when momentum == 0
+  T* bias_buf;     // INOUT momentum buffer (out), or nullptr
+  int64_t in;
+  int64_t out;
+  Act act;         // activation applied to this layer's output
+};
+
+struct SgdParams {
+  double lr = 0.01;
+  double momentum = 0.0;
+  double dampening = 0.0;
+  double weight_decay = 0.0;
+  bool nesterov = false;
+  bool first = true;  // the momentum buffers start as the first gradient (PyTorch semantics)
+};
+
+struct MlpLossParams {
+  MlpLoss kind = MlpLoss::cross_entropy;
+  bool mean = true;   // reduction "mean" (else "sum")
+  bool half = false;  // MSE only: the 1/(2m) form
+};
+
+// Runs mini-batches first_step .. first_step + n_steps - 1 of the epoch.
+// step_loss (n_steps) OUT: each batch's loss value (float64) before its update.
+// Returns the number of steps done: fewer than n_steps when a loss is not finite, in which case
+// that batch's loss is written and no update is made for it (parameters stay as they were).
+template <typename T>
+int64_t mlp_epoch(double* step_loss, std::vector<MlpLayer<T>>& layers, T slope,
+                  const MlpLossParams& loss, const SgdParams& sgd, const T* X,
+                  const int64_t* labels, const T* targets, const int64_t* perm, int64_t n_perm,
+                  int64_t batch, int64_t first_step, int64_t n_steps);
+
+}  // namespace gk

@@ -1,0 +1,157 @@
+"""Save and load models as ``.npz``: the parameters plus a JSON description of the architecture.
+
+The write is atomic (a temporary file in the same folder, then ``os.replace``), so a crash never
+leaves half a model behind. Loading never executes code (``allow_pickle=False``, no eval): the
+architecture is rebuilt from a whitelist of layer types, and a SHA-256 of every array, stored in
+the description, catches a file whose numbers were changed after saving.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+from gradkit import nn as _nn
+
+__all__ = ["save", "load", "ModelFileError"]
+
+FORMAT = "gradkit-model"
+VERSION = 1
+_ARCH_KEY = "__gradkit_architecture__"
+_ACTIVATIONS = {"ReLU": _nn.ReLU, "Sigmoid": _nn.Sigmoid, "Tanh": _nn.Tanh,
+                "Softmax": _nn.Softmax, "Identity": _nn.Identity}
+
+
+class ModelFileError(ValueError):
+    """The file is not a readable gradkit model (truncated, foreign or tampered with)."""
+
+
+def _describe(layer):
+    if isinstance(layer, _nn.Linear):
+        return {"type": "Linear", "in_features": layer.in_features,
+                "out_features": layer.out_features, "bias": layer.bias is not None,
+                "dtype": str(layer.weight.value.dtype)}
+    if isinstance(layer, _nn.LeakyReLU):
+        return {"type": "LeakyReLU", "slope": layer.slope}
+    for name, cls in _ACTIVATIONS.items():
+        if type(layer) is cls:
+            return {"type": name}
+    raise TypeError(f"cannot save a {type(layer).__name__} layer: only Linear, ReLU, LeakyReLU, "
+                    "Sigmoid, Tanh, Softmax and Identity are supported")
+
+
+def _digest(arr):
+    return hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()
+
+
+def save(model, path) -> None:
+    """Write ``model`` (a Sequential of supported layers, or one layer) to ``path`` atomically.
+
+    The file is written exactly at ``path`` (no suffix is added); ``.npz`` is the convention.
+    """
+    if not isinstance(model, _nn.Module):
+        raise TypeError(f"model must be a gradkit.nn.Module, got {type(model).__name__}")
+    path = os.fspath(path)
+    layers = model.layers if isinstance(model, _nn.Sequential) else [model]
+    arch = {"format": FORMAT, "version": VERSION,
+            "container": "Sequential" if isinstance(model, _nn.Sequential) else "layer",
+            "layers": [_describe(layer) for layer in layers]}
+    arrays = {f"p{i}": p.value for i, p in enumerate(model.parameters())}
+    arch["sha256"] = {k: _digest(v) for k, v in arrays.items()}
+    arrays[_ARCH_KEY] = np.array(json.dumps(arch))
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".gradkit-", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _fail(path, why):
+    return ModelFileError(f"{path} is not a valid gradkit model file: {why}")
+
+
+def load(path):
+    """Read a model written by ``save``. Raises ModelFileError for a truncated, foreign or
+    tampered file; never unpickles."""
+    path = os.fspath(path)
+    try:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise _fail(path, "it holds a single array, not an .npz archive")
+        with data:
+            if _ARCH_KEY not in data.files:
+                raise _fail(path, "no architecture description (not written by gradkit.save)")
+            arch_text = str(data[_ARCH_KEY][()])
+            arrays = {k: data[k] for k in data.files if k != _ARCH_KEY}
+    except ModelFileError:
+        raise
+    except FileNotFoundError:
+        raise
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, zipfile.LargeZipFile,
+            NotImplementedError) as exc:
+        raise _fail(path, f"unreadable or truncated ({type(exc).__name__}: {exc})") from None
+    try:
+        arch = json.loads(arch_text)
+    except json.JSONDecodeError as exc:
+        raise _fail(path, f"the architecture is not valid JSON ({exc})") from None
+    if not isinstance(arch, dict) or arch.get("format") != FORMAT:
+        raise _fail(path, "the architecture does not declare the gradkit-model format")
+    if arch.get("version") != VERSION:
+        raise _fail(path, f"format version {arch.get('version')!r} is not supported "
+                          f"(this gradkit reads version {VERSION})")
+    try:
+        layers = [_build(spec) for spec in arch["layers"]]
+        digests = dict(arch["sha256"])
+        container = arch["container"]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise _fail(path, f"bad architecture description ({exc})") from None
+    if not layers or container not in ("Sequential", "layer") or (
+            container == "layer" and len(layers) != 1):
+        raise _fail(path, "bad architecture description (container)")
+    model = _nn.Sequential(*layers) if container == "Sequential" else layers[0]
+    params = model.parameters()
+    if set(arrays) != {f"p{i}" for i in range(len(params))} or set(digests) != set(arrays):
+        raise _fail(path, f"expected {len(params)} parameter arrays, found {len(arrays)}")
+    for i, p in enumerate(params):
+        arr = arrays[f"p{i}"]
+        if arr.shape != p.value.shape or arr.dtype != p.value.dtype:
+            raise _fail(path, f"parameter {i} has shape {arr.shape} and dtype {arr.dtype}, the "
+                              f"architecture says {p.value.shape} {p.value.dtype}")
+        if _digest(arr) != digests[f"p{i}"]:
+            raise _fail(path, f"parameter {i} does not match its checksum (the file was "
+                              "modified after saving)")
+        p.value[...] = arr
+    return model
+
+
+def _build(spec):
+    kind = spec["type"]
+    if kind == "Linear":
+        dtype = spec["dtype"]
+        if dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype {dtype!r}")
+        for key in ("in_features", "out_features"):
+            if not isinstance(spec[key], int) or isinstance(spec[key], bool) or spec[key] < 1:
+                raise ValueError(f"{key}={spec[key]!r}")
+        if not isinstance(spec["bias"], bool):
+            raise ValueError(f"bias={spec['bias']!r}")
+        return _nn.Linear(spec["in_features"], spec["out_features"], spec["bias"], dtype=dtype,
+                          seed=0)
+    if kind == "LeakyReLU":
+        return _nn.LeakyReLU(spec["slope"])
+    if kind in _ACTIVATIONS:
+        return _ACTIVATIONS[kind]()
+    raise ValueError(f"unknown layer type {kind!r}")

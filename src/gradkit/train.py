@@ -1,0 +1,403 @@
+"""The training loop: ``gk.fit``, ``gk.predict``, ``gk.evaluate``.
+
+Two paths give the same parameters for the same seed (within float tolerance):
+
+* fused: a Sequential of Linear layers and ReLU/LeakyReLU/Sigmoid/Tanh/Identity, a
+  CrossEntropy/MSE/L1/BCEWithLogits loss (reduction "mean" or "sum") and SGD on the cpp or numba
+  backend runs each epoch in one compiled call (forward, loss, backward and update over all
+  mini-batches, buffers allocated once, GIL released). With a progress bar the epoch runs in
+  chunks of steps so the bar can move; the arithmetic does not change.
+* layer by layer: any other model, loss or backend: ``zero_grad, forward, loss, backward, step``
+  per mini-batch, with the arrays validated once before the loop.
+"""
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+
+from gradkit import _config, losses as _losses, nn as _nn
+from gradkit._validation import float_array, label_array, positive_int
+from gradkit.optim import SGD
+
+__all__ = ["fit", "predict", "evaluate", "History", "Evaluation", "TrainingDivergedError"]
+
+# Steps per compiled call when a progress bar is shown (the bar updates between calls).
+PROGRESS_CHUNK = 200
+
+
+class TrainingDivergedError(FloatingPointError):
+    """The loss became NaN or infinite during ``fit``."""
+
+
+@dataclass
+class History:
+    """Per-epoch record of a ``fit`` call.
+
+    loss: mean training loss per sample over the epoch (for reduction="sum": the epoch's sum);
+    val_loss / val_accuracy: on validation_data after each epoch (accuracy is NaN for regression
+    losses); fused: whether the whole-epoch compiled path ran; stopped_epoch: the epoch at which
+    early stopping ended training (None if it did not).
+    """
+
+    loss: list = field(default_factory=list)
+    val_loss: list = field(default_factory=list)
+    val_accuracy: list = field(default_factory=list)
+    fused: bool = False
+    stopped_epoch: int | None = None
+
+    @property
+    def epochs(self) -> int:
+        return len(self.loss)
+
+
+class Evaluation(NamedTuple):
+    loss: float
+    accuracy: float
+
+
+# ------------------------------------------------------------------------------ validation
+
+
+def _model_dtype(model):
+    params = model.parameters()
+    return params[0].value.dtype if params else np.dtype(np.float64)
+
+
+def _linears(model):
+    layers = model.layers if isinstance(model, _nn.Sequential) else [model]
+    return [layer for layer in layers if isinstance(layer, _nn.Linear)]
+
+
+def _check_X(model, X, name="X"):
+    X = float_array(X, name, ndim=2, dtype=_model_dtype(model))
+    lin = _linears(model)
+    first = model.layers[0] if isinstance(model, _nn.Sequential) else model
+    if lin and first is lin[0] and X.shape[1] != lin[0].in_features:
+        raise ValueError(f"{name} has {X.shape[1]} features but the model's first layer expects "
+                         f"in_features={lin[0].in_features}")
+    if X.shape[0] == 0:
+        raise ValueError(f"{name} has no rows")
+    return X
+
+
+def _n_outputs(model, X):
+    lin = _linears(model)
+    if lin:
+        return lin[-1].out_features
+    was = model.training
+    out = model.forward(X[:1])
+    model.train(was)
+    return out.shape[1] if out.ndim == 2 else 1
+
+
+def _check_y(loss_fn, y, n_rows, n_out, dtype, name="y"):
+    if isinstance(loss_fn, _losses.CrossEntropyLoss):
+        return label_array(y, name, n_classes=n_out, length=n_rows)
+    y = float_array(y, name, dtype=dtype)
+    if y.ndim == 1 and n_out == 1:
+        y = y.reshape(-1, 1)
+    if y.shape != (n_rows, n_out):
+        if y.shape[:1] != (n_rows,):
+            raise ValueError(f"{name} has {y.shape[0] if y.ndim else 0} rows but the input has "
+                             f"{n_rows}; they must match")
+        raise ValueError(f"{name} must have shape {(n_rows, n_out)} to match the model's "
+                         f"{n_out} outputs, got {y.shape}")
+    return y
+
+
+def _check_common(model, loss_fn):
+    if not isinstance(model, _nn.Module):
+        raise TypeError(f"model must be a gradkit.nn.Module, got {type(model).__name__}")
+    if not isinstance(loss_fn, _losses._Loss):
+        raise TypeError(f"loss_fn must be a gradkit.losses loss, got {type(loss_fn).__name__}")
+
+
+# ---------------------------------------------------------------------------- fused path
+
+
+_FUSED_ACTS = {_nn.ReLU: "relu", _nn.LeakyReLU: "leaky_relu", _nn.Sigmoid: "sigmoid",
+               _nn.Tanh: "tanh"}
+_FUSED_LOSSES = {_losses.CrossEntropyLoss: "cross_entropy", _losses.MSELoss: "mse",
+                 _losses.L1Loss: "l1", _losses.BCEWithLogitsLoss: "bce_with_logits"}
+
+
+@dataclass
+class _Plan:
+    linears: list
+    activations: list
+    slope: float
+    loss: str
+    half: bool
+    buffer_index: list  # per parameter in model order: index into optimizer.params
+
+
+def _fused_plan(model, loss_fn, optimizer):
+    """How to run this model as one compiled epoch, or (None, reason) when it cannot."""
+    if not hasattr(_config.ops(), "mlp_epoch"):
+        return None, f"the {_config.get_backend()!r} backend has no fused epoch"
+    layers = model.layers if isinstance(model, _nn.Sequential) else [model]
+    linears, acts, slopes = [], [], set()
+    for layer in layers:
+        if isinstance(layer, _nn.Linear):
+            linears.append(layer)
+            acts.append("none")
+        elif isinstance(layer, _nn.Identity):
+            continue
+        elif type(layer) in _FUSED_ACTS and linears and acts[-1] == "none":
+            acts[-1] = _FUSED_ACTS[type(layer)]
+            if isinstance(layer, _nn.LeakyReLU):
+                slopes.add(layer.slope)
+        else:
+            return None, f"layer {type(layer).__name__} at this position is not supported"
+    if not linears or len(slopes) > 1:
+        return None, "no Linear layer, or LeakyReLU layers with different slopes"
+    if type(loss_fn) not in _FUSED_LOSSES or loss_fn.reduction == "none":
+        return None, f"{loss_fn!r} is not supported"
+    if type(optimizer) is not SGD:
+        return None, "the optimizer is not gradkit.optim.SGD"
+    params = model.parameters()
+    index = {id(p): i for i, p in enumerate(optimizer.params)}
+    if len(index) != len(params) or any(id(p) not in index for p in params):
+        return None, "the optimizer does not update exactly the model's parameters"
+    if len({p.value.dtype for p in params}) != 1:
+        return None, "the parameters have different dtypes"
+    bufs = [optimizer.buffers[index[id(p)]] for p in params]
+    if optimizer.momentum != 0 and any(b is None for b in bufs) and any(b is not None for b in bufs):
+        return None, "some momentum buffers exist and others do not"
+    return _Plan(linears, acts, slopes.pop() if slopes else 0.01, _FUSED_LOSSES[type(loss_fn)],
+                 getattr(loss_fn, "half", False), [index[id(p)] for p in params]), ""
+
+
+def _fused_chunk(plan, loss_fn, opt, X, y, perm, batch_size, first_step, step_loss):
+    """Run len(step_loss) steps from first_step; returns the number of steps done."""
+    params = [p for lin in plan.linears for p in lin.parameters()]
+    first = False
+    if opt.momentum != 0:
+        first = opt.buffers[plan.buffer_index[0]] is None
+        if first:
+            for p, i in zip(params, plan.buffer_index):
+                opt.buffers[i] = np.zeros_like(p.value)
+    weights, biases, wbufs, bbufs = [], [], [], []
+    for lin in plan.linears:
+        weights.append(lin.weight.value)
+        biases.append(None if lin.bias is None else lin.bias.value)
+    if opt.momentum != 0:
+        pos = 0
+        for lin in plan.linears:
+            wbufs.append(opt.buffers[plan.buffer_index[pos]])
+            pos += 1
+            if lin.bias is not None:
+                bbufs.append(opt.buffers[plan.buffer_index[pos]])
+                pos += 1
+            else:
+                bbufs.append(None)
+    else:
+        wbufs = bbufs = [None] * len(plan.linears)
+    return _config.ops().mlp_epoch(
+        weights, biases, wbufs, bbufs, plan.activations, plan.slope, plan.loss,
+        loss_fn.reduction, plan.half, X, y, perm, batch_size, first_step, len(step_loss),
+        opt.lr, opt.momentum, opt.dampening, opt.nesterov, opt.weight_decay, first, step_loss)
+
+
+# ---------------------------------------------------------------------------------- fit
+
+
+def _accuracy(loss_fn, out, y):
+    if isinstance(loss_fn, _losses.CrossEntropyLoss):
+        return float(np.mean(out.argmax(axis=1) == y))
+    if isinstance(loss_fn, _losses.BCEWithLogitsLoss):
+        return float(np.mean((out > 0) == (y > 0.5)))
+    if isinstance(loss_fn, _losses.BCELoss):
+        return float(np.mean((out > 0.5) == (y > 0.5)))
+    return math.nan
+
+
+def _diverged(value, epoch, step, steps, lr):
+    return TrainingDivergedError(
+        f"the loss became {value} at epoch {epoch}, step {step} of {steps}: training stopped and "
+        f"the model keeps its last finite parameters. The learning rate (lr={lr}) is probably "
+        f"too large; try a smaller one.")
+
+
+def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 32,
+        shuffle: bool = True, seed=None, validation_data=None, progress: bool = True,
+        patience: int | None = None, scheduler=None, fused: bool | None = None) -> History:
+    """Train ``model`` with mini-batch SGD; returns a History (loss, val_loss, val_accuracy).
+
+    Each epoch visits every row once, in mini-batches of ``batch_size`` (the last may be
+    smaller), in an order drawn from ``np.random.default_rng(seed)`` when ``shuffle``. With
+    ``validation_data=(X_val, y_val)`` the validation loss (and accuracy for classification) is
+    recorded after each epoch; ``patience`` stops training after that many epochs without a
+    lower validation loss. ``scheduler`` (e.g. optim.StepLR) is stepped after each epoch.
+    ``fused=None`` uses the whole-epoch compiled path when the model allows it, True requires
+    it, False forces the layer-by-layer path. A NaN or infinite loss raises
+    TrainingDivergedError naming the epoch and step; the parameters stay finite.
+    """
+    _check_common(model, loss_fn)
+    if not isinstance(optimizer, SGD):
+        raise TypeError(f"optimizer must be a gradkit.optim.SGD, got {type(optimizer).__name__}")
+    if loss_fn.reduction == "none":
+        raise ValueError("loss_fn.reduction='none' cannot drive training; use 'mean' or 'sum'")
+    epochs = positive_int(epochs, "epochs")
+    batch_size = positive_int(batch_size, "batch_size")
+    if patience is not None:
+        patience = positive_int(patience, "patience")
+        if validation_data is None:
+            raise ValueError("patience needs validation_data: early stopping watches the "
+                             "validation loss")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+        raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
+    if fused not in (None, True, False):
+        raise TypeError(f"fused must be None, True or False, got {fused!r}")
+    if scheduler is not None and not hasattr(scheduler, "step"):
+        raise TypeError("scheduler must have a step() method (e.g. gradkit.optim.StepLR)")
+
+    X = _check_X(model, X)
+    n = X.shape[0]
+    if hasattr(y, "__len__") and not isinstance(y, (str, bytes)) and len(y) != n:
+        raise ValueError(f"X has {n} rows but y has {len(y)}; they must match")
+    n_out = _n_outputs(model, X)
+    y = _check_y(loss_fn, y, n, n_out, X.dtype)
+    if validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise TypeError("validation_data must be a pair (X_val, y_val)")
+        Xv = _check_X(model, validation_data[0], "validation_data[0]")
+        yv = _check_y(loss_fn, validation_data[1], Xv.shape[0], n_out, X.dtype,
+                      "validation_data[1]")
+
+    plan = None
+    if fused is not False:
+        plan, why = _fused_plan(model, loss_fn, optimizer)
+        if plan is None and fused:
+            raise ValueError(f"fused=True but this model cannot run fused: {why}")
+
+    rng = np.random.default_rng(seed)
+    steps = -(-n // batch_size)
+    sizes = np.full(steps, batch_size, dtype=np.float64)
+    sizes[-1] = n - (steps - 1) * batch_size
+    show = bool(progress) and sys.stderr.isatty()
+    history = History(fused=plan is not None)
+    params = model.parameters()
+    best, waited = math.inf, 0
+
+    for epoch in range(1, epochs + 1):
+        perm = rng.permutation(n) if shuffle else np.arange(n, dtype=np.int64)
+        perm = perm.astype(np.int64, copy=False)
+        snapshot = [p.value.copy() for p in params]
+        step_loss = np.zeros(steps, dtype=np.float64)
+        bar = None
+        if show:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=steps, desc=f"epoch {epoch}/{epochs}", unit="step", leave=False,
+                       file=sys.stderr)
+        model.train()
+        try:
+            if plan is not None:
+                chunk = PROGRESS_CHUNK if bar is not None else steps
+                for first in range(0, steps, chunk):
+                    k = min(chunk, steps - first)
+                    done = _fused_chunk(plan, loss_fn, optimizer, X, y, perm, batch_size, first,
+                                        step_loss[first:first + k])
+                    if done < k:
+                        bad = first + done
+                        _restore_if_needed(params, snapshot)
+                        raise _diverged(step_loss[bad], epoch, bad + 1, steps, optimizer.lr)
+                    if bar is not None:
+                        bar.update(k)
+                        bar.set_postfix(loss=f"{_running(step_loss, sizes, first + k):.4f}")
+            else:
+                _layer_by_layer_epoch(model, loss_fn, optimizer, X, y, perm, batch_size,
+                                      step_loss, sizes, bar, params, snapshot, epoch)
+        finally:
+            if bar is not None:
+                bar.close()
+        if loss_fn.reduction == "mean":
+            history.loss.append(float(step_loss @ sizes / n))
+        else:
+            history.loss.append(float(step_loss.sum()))
+
+        if validation_data is not None:
+            out = predict(model, Xv, _checked=True)
+            val = float(loss_fn._compute(out, yv))
+            history.val_loss.append(val)
+            history.val_accuracy.append(_accuracy(loss_fn, out, yv))
+            if patience is not None:
+                if val < best:
+                    best, waited = val, 0
+                else:
+                    waited += 1
+                    if waited >= patience:
+                        history.stopped_epoch = epoch
+                        break
+        if scheduler is not None:
+            scheduler.step()
+    return history
+
+
+def _layer_by_layer_epoch(model, loss_fn, optimizer, X, y, perm, batch_size, step_loss, sizes,
+                          bar, params, snapshot, epoch):
+    """zero_grad, forward, loss, backward, step per mini-batch (inputs already validated)."""
+    steps = len(step_loss)
+    # Overflow is detected below and reported as TrainingDivergedError, not as a warning.
+    with np.errstate(over="ignore", invalid="ignore"):
+        for s in range(steps):
+            idx = perm[s * batch_size:(s + 1) * batch_size]
+            xb, yb = X[idx], y[idx]
+            optimizer.zero_grad()
+            value = loss_fn._compute(model.forward(xb), yb)
+            step_loss[s] = value
+            if not math.isfinite(value):
+                _restore_if_needed(params, snapshot)
+                raise _diverged(value, epoch, s + 1, steps, optimizer.lr)
+            model.backward(loss_fn.backward())
+            optimizer.step()
+            if bar is not None and (s % 50 == 49 or s == steps - 1):
+                bar.update(s + 1 - bar.n)
+                bar.set_postfix(loss=f"{_running(step_loss, sizes, s + 1):.4f}")
+
+
+def _running(step_loss, sizes, upto):
+    return float(step_loss[:upto] @ sizes[:upto] / sizes[:upto].sum())
+
+
+def _restore_if_needed(params, snapshot):
+    """Keep finite parameters: if an update already overflowed, go back to the epoch's start."""
+    if all(np.isfinite(p.value).all() for p in params):
+        return
+    for p, saved in zip(params, snapshot):
+        p.value[...] = saved
+
+
+# --------------------------------------------------------------------------- inference
+
+
+def predict(model, X, *, batch_size: int | None = None, _checked: bool = False) -> np.ndarray:
+    """The model's output for every row of X, in eval mode, in chunks of ``batch_size`` rows
+    (default: 4096) to bound memory."""
+    if not _checked:
+        if not isinstance(model, _nn.Module):
+            raise TypeError(f"model must be a gradkit.nn.Module, got {type(model).__name__}")
+        X = _check_X(model, X)
+    chunk = 4096 if batch_size is None else positive_int(batch_size, "batch_size")
+    was = model.training
+    model.eval()
+    try:
+        outs = [model.forward(X[i:i + chunk]) for i in range(0, X.shape[0], chunk)]
+    finally:
+        model.train(was)
+    return outs[0] if len(outs) == 1 else np.concatenate(outs)
+
+
+def evaluate(model, loss_fn, X, y, *, batch_size: int | None = None) -> Evaluation:
+    """(loss, accuracy) of the model on (X, y); accuracy is NaN for regression losses."""
+    _check_common(model, loss_fn)
+    X = _check_X(model, X)
+    y = _check_y(loss_fn, y, X.shape[0], _n_outputs(model, X), X.dtype)
+    out = predict(model, X, batch_size=batch_size, _checked=True)
+    reduction = "mean" if loss_fn.reduction == "none" else loss_fn.reduction
+    return Evaluation(float(loss_fn._compute(out, y, reduction)), _accuracy(loss_fn, out, y))

@@ -1,0 +1,455 @@
+"""gk.fit / predict / evaluate: mini-batching, shuffling, History, early stopping, divergence,
+the fused whole-epoch path against the layer-by-layer path and PyTorch, and accuracy on real data."""
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+
+import numpy as np
+import pytest
+
+import gradkit as gk
+from gradkit import _config, losses, nn, optim
+from gradkit.train import TrainingDivergedError
+
+FUSED_BACKENDS = ("cpp", "numba")
+FASHION = "/usr/share/datasets/fashion-mnist"
+
+
+@pytest.fixture(autouse=True)
+def _complete_default_backend():
+    """The default backend, or the NumPy reference while the default one lacks layer ops."""
+    if all(hasattr(_config.ops(), n) for n in ("linear", "linear_backward", "sgd_step", "relu")):
+        yield
+    else:
+        with gk.use_backend("numpy"):
+            yield
+
+
+def mlp(sizes, acts, dtype=np.float64, seed=0):
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b, dtype=dtype, seed=seed + i))
+        if i < len(acts) and acts[i] is not None:
+            layers.append(acts[i]())
+    return nn.Sequential(*layers)
+
+
+def blobs(n=200, d=5, k=3, seed=0, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(scale=3, size=(k, d))
+    y = rng.integers(0, k, n)
+    return (centers[y] + rng.normal(size=(n, d))).astype(dtype), y
+
+
+def params_of(model):
+    return [p.value.copy() for p in model.parameters()]
+
+
+# ------------------------------------------------------------------ fused vs layer by layer
+
+CASES = {
+    "ce-relu": (lambda dt: mlp([5, 8, 3], [nn.ReLU], dt), lambda: losses.CrossEntropyLoss(),
+                dict(momentum=0.9)),
+    "ce-sum-leaky-nesterov": (lambda dt: mlp([5, 7, 6, 3], [lambda: nn.LeakyReLU(0.1), nn.Tanh], dt),
+                              lambda: losses.CrossEntropyLoss(reduction="sum"),
+                              dict(lr=0.002, momentum=0.9, nesterov=True, weight_decay=1e-3)),
+    "mse-sigmoid-out": (lambda dt: mlp([5, 6, 2], [nn.Tanh, nn.Sigmoid], dt),
+                        lambda: losses.MSELoss(half=True), dict(momentum=0.5, dampening=0.2)),
+    "l1": (lambda dt: mlp([5, 4, 2], [nn.ReLU], dt), lambda: losses.L1Loss(), dict()),
+    "bce-logits": (lambda dt: mlp([5, 6, 2], [nn.Sigmoid], dt),
+                   lambda: losses.BCEWithLogitsLoss(), dict(momentum=0.9)),
+}
+
+
+def _targets(loss_fn, X, y, dtype):
+    if isinstance(loss_fn, losses.CrossEntropyLoss):
+        return y
+    onehot = np.eye(3)[y][:, :2].astype(dtype)
+    return onehot if not isinstance(loss_fn, losses.L1Loss) else X[:, :2] * 0.3
+
+
+@pytest.mark.parametrize("fused_backend", FUSED_BACKENDS)
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_fused_epoch_equals_layer_by_layer(case, fused_backend, dtype):
+    make_model, make_loss, sgd = CASES[case]
+    X, y = blobs(203, dtype=dtype)  # 203 = 6 full batches of 32 and a partial one of 11
+    target = _targets(make_loss(), X, y, dtype)
+    results = {}
+    for name, fused in ((fused_backend, True), ("numpy", False)):
+        with gk.use_backend(name):
+            model = make_model(dtype)
+            opt = optim.SGD(model.parameters(), **{"lr": 0.05, **sgd})
+            hist = gk.fit(model, make_loss(), opt, X, target, epochs=3, batch_size=32, seed=4,
+                          progress=False, fused=fused)
+            assert hist.fused is fused
+            results[name] = (params_of(model), hist.loss)
+    tol = dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-9, atol=1e-11)
+    for got, want in zip(results[fused_backend][0], results["numpy"][0]):
+        assert got.dtype == dtype
+        np.testing.assert_allclose(got, want, **tol)
+    np.testing.assert_allclose(results[fused_backend][1], results["numpy"][1], **tol)
+
+
+def test_fused_momentum_buffers_carry_over_to_layer_path():
+    """Epoch 1 fused then epoch 2 layer by layer equals two layer-by-layer epochs."""
+    X, y = blobs(100)
+    runs = []
+    for first_fused in (True, False):
+        model = mlp([5, 6, 3], [nn.ReLU])
+        opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        with gk.use_backend("cpp" if first_fused else "numpy"):
+            gk.fit(model, losses.CrossEntropyLoss(), opt, X, y, epochs=1, batch_size=16,
+                   shuffle=False, progress=False, fused=first_fused)
+        with gk.use_backend("numpy"):
+            gk.fit(model, losses.CrossEntropyLoss(), opt, X, y, epochs=1, batch_size=16,
+                   shuffle=False, progress=False, fused=False)
+        runs.append(params_of(model))
+    for a, b in zip(*runs):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("fused_backend", FUSED_BACKENDS)
+def test_fused_is_bitwise_identical_for_1_and_2_threads(fused_backend, dtype):
+    X, y = blobs(300, d=64, dtype=dtype)
+    before = gk.get_num_threads()
+    out = []
+    try:
+        for n in (1, 2):
+            gk.set_num_threads(n)
+            with gk.use_backend(fused_backend):
+                model = mlp([64, 128, 3], [nn.ReLU], dtype)
+                opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+                gk.fit(model, losses.CrossEntropyLoss(), opt, X, y, epochs=2, batch_size=64,
+                       seed=1, progress=False, fused=True)
+            out.append(params_of(model))
+    finally:
+        gk.set_num_threads(before)
+    for a, b in zip(*out):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_unsupported_models_fall_back_and_fused_true_explains():
+    X, y = blobs(64)
+    model = nn.Sequential(nn.Linear(5, 3, dtype=np.float64, seed=0), nn.Softmax())
+    with gk.use_backend("cpp"):
+        with pytest.raises(ValueError, match="fused=True but this model cannot run fused: "
+                                             "layer Softmax"):
+            gk.fit(model, losses.MSELoss(), optim.SGD(model.parameters(), lr=0.1), X,
+                   np.eye(3)[y], progress=False, fused=True)
+    with gk.use_backend("numpy"):
+        hist = gk.fit(model, losses.MSELoss(), optim.SGD(model.parameters(), lr=0.1), X,
+                      np.eye(3)[y], progress=False)
+    assert hist.fused is False
+
+
+def _load_idx(path):
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    ndim = data[3]
+    shape = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def load_fashion(kind):
+    if not os.path.isdir(FASHION):
+        pytest.skip(f"Fashion-MNIST not found in {FASHION}")
+    try:
+        from gradkit.datasets import load_mnist
+
+        X, y = load_mnist(FASHION, kind=kind)
+        X = np.asarray(X).reshape(len(X), -1)
+        X = X.astype(np.float32) / (255 if X.max() > 1 else 1)
+        return np.ascontiguousarray(X, dtype=np.float32), np.asarray(y, dtype=np.int64)
+    except (ImportError, AttributeError):
+        prefix = "train" if kind == "train" else "t10k"
+        X = _load_idx(f"{FASHION}/{prefix}-images-idx3-ubyte.gz").reshape(-1, 784)
+        y = _load_idx(f"{FASHION}/{prefix}-labels-idx1-ubyte.gz")
+        return (X / np.float32(255)).astype(np.float32), y.astype(np.int64)
+
+
+def test_fused_matches_pytorch_on_784_256_10_subset():
+    torch = pytest.importorskip("torch")
+    X, y = load_fashion("test")
+    X, y = X[:512].astype(np.float64), y[:512]
+    model = nn.Sequential(nn.Linear(784, 256, dtype=np.float64, seed=0), nn.ReLU(),
+                          nn.Linear(256, 10, dtype=np.float64, seed=1))
+    tmodel = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(),
+                                 torch.nn.Linear(256, 10)).double()
+    with torch.no_grad():
+        for tp, p in zip(tmodel.parameters(), model.parameters()):
+            tp.copy_(torch.from_numpy(p.value))
+    topt = torch.optim.SGD(tmodel.parameters(), lr=0.1, momentum=0.9)
+    tX, ty = torch.from_numpy(X), torch.from_numpy(y)
+    for _ in range(3):
+        for s in range(0, 512, 64):
+            topt.zero_grad()
+            torch.nn.functional.cross_entropy(tmodel(tX[s:s + 64]), ty[s:s + 64]).backward()
+            topt.step()
+    with gk.use_backend("cpp"):
+        hist = gk.fit(model, losses.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.1,
+                      momentum=0.9), X, y, epochs=3, batch_size=64, shuffle=False,
+                      progress=False)
+    assert hist.fused
+    for p, tp in zip(model.parameters(), tmodel.parameters()):
+        np.testing.assert_allclose(p.value, tp.detach().numpy(), rtol=1e-7, atol=1e-9)
+
+
+# -------------------------------------------------------------------------- fit behaviour
+
+
+def test_partial_last_batch_equals_manual_loop():
+    X, y = blobs(70)  # batches of 32, 32 and 6
+    with gk.use_backend("numpy"):
+        model = mlp([5, 4, 3], [nn.Tanh])
+        manual = mlp([5, 4, 3], [nn.Tanh])
+        gk.fit(model, losses.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.3), X, y,
+               batch_size=32, shuffle=False, progress=False)
+        loss_fn, opt = losses.CrossEntropyLoss(), optim.SGD(manual.parameters(), lr=0.3)
+        sizes = []
+        for s in range(0, 70, 32):
+            opt.zero_grad()
+            sizes.append(len(X[s:s + 32]))
+            loss_fn(manual(X[s:s + 32]), y[s:s + 32])
+            manual.backward(loss_fn.backward())
+            opt.step()
+    assert sizes == [32, 32, 6]
+    for a, b in zip(params_of(model), params_of(manual)):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["numpy", "cpp"])
+def test_shuffle_is_reproducible_with_seed(name):
+    X, y = blobs(120)
+
+    def run(seed, shuffle=True):
+        with gk.use_backend(name):
+            model = mlp([5, 6, 3], [nn.ReLU])
+            gk.fit(model, losses.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.1), X, y,
+                   epochs=2, batch_size=10, seed=seed, shuffle=shuffle, progress=False)
+        return np.concatenate([p.ravel() for p in params_of(model)])
+
+    np.testing.assert_array_equal(run(7), run(7))
+    assert not np.allclose(run(7), run(8))
+    np.testing.assert_array_equal(run(1, shuffle=False), run(2, shuffle=False))
+
+
+def test_history_contents_and_loss_decreases():
+    X, y = blobs(300, seed=1)
+    Xv, yv = blobs(100, seed=1)
+    model = mlp([5, 16, 3], [nn.ReLU])
+    hist = gk.fit(model, losses.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.05,
+                  momentum=0.9), X, y, epochs=4, batch_size=32, seed=0, validation_data=(Xv, yv),
+                  progress=False)
+    assert hist.epochs == 4 and len(hist.val_loss) == 4 and len(hist.val_accuracy) == 4
+    assert hist.loss[-1] < hist.loss[0]
+    assert hist.val_accuracy[-1] > 0.9
+    assert hist.stopped_epoch is None
+    ev = gk.evaluate(model, losses.CrossEntropyLoss(), Xv, yv)
+    assert ev.loss == pytest.approx(hist.val_loss[-1]) and ev.accuracy == hist.val_accuracy[-1]
+    pred = gk.predict(model, Xv, batch_size=7)
+    assert pred.shape == (100, 3)
+    np.testing.assert_allclose(pred, gk.predict(model, Xv), rtol=1e-12)
+
+
+def test_regression_history_has_nan_accuracy_and_accepts_1d_targets():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 3))
+    y = X @ np.array([1.0, -2.0, 0.5]) + 0.3
+    model = nn.Linear(3, 1, dtype=np.float64, seed=0)
+    hist = gk.fit(model, losses.MSELoss(), optim.SGD(model.parameters(), lr=0.1), X, y,
+                  epochs=200, batch_size=64, validation_data=(X, y), progress=False)
+    assert np.isnan(hist.val_accuracy[-1])
+    np.testing.assert_allclose(model.weight.value[0], [1.0, -2.0, 0.5], atol=1e-3)
+
+
+def test_early_stopping_on_validation_loss():
+    X, y = blobs(200, seed=2)
+    wrong = (y + 1) % 3  # validation labels the training pushes away from
+    model = mlp([5, 16, 3], [nn.ReLU])
+    hist = gk.fit(model, losses.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.05),
+                  X, y, epochs=50, batch_size=20, seed=0, validation_data=(X, wrong), patience=2,
+                  progress=False)
+    assert hist.stopped_epoch is not None and hist.stopped_epoch < 50
+    assert hist.epochs == hist.stopped_epoch
+    assert hist.val_loss[-1] >= min(hist.val_loss[:-2])
+
+
+def test_scheduler_is_stepped_each_epoch():
+    X, y = blobs(40)
+    model = mlp([5, 3], [])
+    opt = optim.SGD(model.parameters(), lr=1.0)
+    gk.fit(model, losses.CrossEntropyLoss(), opt, X, y, epochs=4, batch_size=40,
+           scheduler=optim.StepLR(opt, step_size=2, gamma=0.1), progress=False)
+    assert opt.lr == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize("name, fused", [("numpy", False), ("cpp", True), ("numba", True)])
+def test_nan_loss_stops_with_epoch_and_step_and_keeps_finite_params(name, fused):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(256, 4)) * 10
+    y = rng.normal(size=(256, 1)) * 1e3
+    with gk.use_backend(name):
+        model = mlp([4, 32, 1], [nn.ReLU])
+        opt = optim.SGD(model.parameters(), lr=10.0, momentum=0.9)
+        with pytest.raises(TrainingDivergedError, match=r"at epoch 1, step \d+ of 16.*smaller"):
+            gk.fit(model, losses.MSELoss(), opt, X, y, epochs=3, batch_size=16, progress=False,
+                   fused=fused)
+    assert all(np.isfinite(p.value).all() for p in model.parameters())
+
+
+def test_progress_false_prints_nothing(capsys):
+    X, y = blobs(50)
+    model = mlp([5, 3], [])
+    gk.fit(model, losses.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.1), X, y,
+           epochs=2, progress=False)
+    gk.fit(model, losses.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.1), X, y,
+           epochs=1, progress=True)  # stderr is not a terminal under pytest: no bar either
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == ""
+
+
+def test_progress_bar_in_a_terminal_runs_in_chunks(monkeypatch):
+    import gradkit.train as train
+
+    X, y = blobs(500)
+    calls = []
+    monkeypatch.setattr(train.sys.stderr, "isatty", lambda: True, raising=False)
+    monkeypatch.setattr(train, "PROGRESS_CHUNK", 7)
+    real = train._fused_chunk
+
+    def spy(*args):
+        calls.append(len(args[-1]))
+        return real(*args)
+
+    monkeypatch.setattr(train, "_fused_chunk", spy)
+    with gk.use_backend("cpp"):
+        model = mlp([5, 3], [])
+        gk.fit(model, losses.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.1), X, y,
+               batch_size=10, progress=True)
+    assert calls == [7] * 7 + [1]
+
+
+def _fit_args():
+    model = mlp([5, 4, 3], [nn.ReLU])
+    X, y = blobs(20)
+    return model, losses.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.1), X, y
+
+
+@pytest.mark.parametrize("change, exc, match", [
+    (lambda a, k: a.__setitem__(4, a[4][:10]), ValueError, "X has 20 rows but y has 10"),
+    (lambda a, k: a.__setitem__(3, a[3][:, :4]), ValueError,
+     "X has 4 features but the model's first layer expects in_features=5"),
+    (lambda a, k: a.__setitem__(4, a[4] + 3), ValueError, r"y contains \d; labels must be in \[0, 3\)"),
+    (lambda a, k: a.__setitem__(4, a[4].astype(float)), TypeError, "y must hold integer class labels"),
+    (lambda a, k: k.update(batch_size=0), ValueError, "batch_size=0 must be >= 1"),
+    (lambda a, k: k.update(epochs=0), ValueError, "epochs=0 must be >= 1"),
+    (lambda a, k: k.update(epochs=1.5), TypeError, "epochs must be an int"),
+    (lambda a, k: k.update(patience=2), ValueError, "patience needs validation_data"),
+    (lambda a, k: k.update(seed="x"), TypeError, "seed must be an int or None"),
+    (lambda a, k: k.update(validation_data=np.zeros(3)), TypeError, "validation_data must be a pair"),
+    (lambda a, k: a.__setitem__(0, "model"), TypeError, "model must be a gradkit.nn.Module"),
+    (lambda a, k: a.__setitem__(1, "mse"), TypeError, "loss_fn must be a gradkit.losses loss"),
+    (lambda a, k: a.__setitem__(2, None), TypeError, "optimizer must be a gradkit.optim.SGD"),
+    (lambda a, k: a.__setitem__(1, losses.CrossEntropyLoss(reduction="none")), ValueError,
+     "reduction='none' cannot drive training"),
+    (lambda a, k: a.__setitem__(3, np.zeros((20, 5), dtype=np.int32)), TypeError,
+     "X must have dtype float32 or float64"),
+])
+def test_fit_rejects_bad_inputs(change, exc, match):
+    args, kwargs = list(_fit_args()), dict(progress=False)
+    change(args, kwargs)
+    with pytest.raises(exc, match=match):
+        gk.fit(*args, **kwargs)
+
+
+def test_fit_rejects_wrong_target_shape_for_regression():
+    model = mlp([5, 2], [])
+    X, _ = blobs(20)
+    with pytest.raises(ValueError, match=r"y must have shape \(20, 2\)"):
+        gk.fit(model, losses.MSELoss(), optim.SGD(model.parameters(), lr=0.1), X,
+               np.zeros((20, 3)), progress=False)
+
+
+# ------------------------------------------------------------------------- real data
+
+
+def _fashion_standardized():
+    X, y = load_fashion("train")
+    Xt, yt = load_fashion("test")
+    mean, scale = X.mean(axis=0), X.std()
+    return ((X - mean) / scale).astype(np.float32), y, ((Xt - mean) / scale).astype(np.float32), yt
+
+
+# Settings of the accuracy target: 784-256-10, ReLU, softmax cross-entropy, batch 128, 2 epochs,
+# standardised pixels, SGD lr 0.02 momentum 0.9 (raw [0, 1] pixels with lr 0.1 land at 0.84-0.86
+# depending on the seed, in PyTorch too).
+FASHION_LR, FASHION_MOMENTUM = 0.02, 0.9
+
+
+def _fashion_model():
+    return nn.Sequential(nn.Linear(784, 256, seed=0), nn.ReLU(), nn.Linear(256, 10, seed=1))
+
+
+def test_fashion_mnist_two_epochs_reaches_85_percent():
+    X, y, Xt, yt = _fashion_standardized()
+    model = _fashion_model()
+    opt = optim.SGD(model.parameters(), lr=FASHION_LR, momentum=FASHION_MOMENTUM)
+    with gk.use_backend("cpp"):
+        hist = gk.fit(model, losses.CrossEntropyLoss(), opt, X, y, epochs=2, batch_size=128,
+                      seed=0, progress=False)
+    acc = gk.evaluate(model, losses.CrossEntropyLoss(), Xt, yt).accuracy
+    assert hist.fused and hist.loss[1] < hist.loss[0]
+    assert acc >= 0.85
+
+
+def test_fashion_mnist_accuracy_within_one_point_of_pytorch():
+    """Same initial weights, same mini-batch order, PyTorch's own float32 training."""
+    torch = pytest.importorskip("torch")
+    X, y, Xt, yt = _fashion_standardized()
+    model = _fashion_model()
+    tmodel = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(),
+                                 torch.nn.Linear(256, 10))
+    with torch.no_grad():
+        for tp, p in zip(tmodel.parameters(), model.parameters()):
+            tp.copy_(torch.from_numpy(p.value))
+    topt = torch.optim.SGD(tmodel.parameters(), lr=FASHION_LR, momentum=FASHION_MOMENTUM)
+    rng = np.random.default_rng(0)
+    tX, ty = torch.from_numpy(X), torch.from_numpy(y)
+    for _ in range(2):
+        perm = torch.from_numpy(rng.permutation(len(y)))
+        for s in range(0, len(y), 128):
+            idx = perm[s:s + 128]
+            topt.zero_grad()
+            torch.nn.functional.cross_entropy(tmodel(tX[idx]), ty[idx]).backward()
+            topt.step()
+    with torch.no_grad():
+        torch_acc = float((tmodel(torch.from_numpy(Xt)).argmax(1).numpy() == yt).mean())
+    opt = optim.SGD(model.parameters(), lr=FASHION_LR, momentum=FASHION_MOMENTUM)
+    with gk.use_backend("cpp"):
+        gk.fit(model, losses.CrossEntropyLoss(), opt, X, y, epochs=2, batch_size=128, seed=0,
+               progress=False)
+    acc = gk.evaluate(model, losses.CrossEntropyLoss(), Xt, yt).accuracy
+    assert abs(acc - torch_acc) <= 0.01
+
+
+def test_digits_reaches_95_percent():
+    try:
+        from gradkit.datasets import load_digits
+    except ImportError:
+        from sklearn.datasets import load_digits
+    data = load_digits()
+    X, y = (data[0], data[1]) if isinstance(data, tuple) else (data.data, data.target)
+    X = np.asarray(X, dtype=np.float32).reshape(len(y), -1)
+    X /= X.max()
+    y = np.asarray(y, dtype=np.int64)
+    order = np.random.default_rng(0).permutation(len(y))
+    cut = int(0.8 * len(y))
+    tr, te = order[:cut], order[cut:]
+    model = nn.Sequential(nn.Linear(X.shape[1], 64, seed=0), nn.ReLU(), nn.Linear(64, 10, seed=1))
+    with gk.use_backend("cpp"):
+        gk.fit(model, losses.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.1,
+               momentum=0.9), X[tr], y[tr], epochs=30, batch_size=32, seed=0, progress=False)
+    acc = gk.evaluate(model, losses.CrossEntropyLoss(), X[te], y[te]).accuracy
+    assert acc >= 0.95
