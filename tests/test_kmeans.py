@@ -379,3 +379,34 @@ def test_integer_and_list_input_become_float64():
     km = KMeans(2, random_state=0).fit(X)
     assert km.cluster_centers_.dtype == np.float64
     assert len(set(km.labels_[:2])) == 1 and km.labels_[0] != km.labels_[2]
+
+
+# ---- the C++ fallbacks: the portable tile must agree with the reference too ------------------
+
+
+@pytest.fixture(params=["portable", "avx2", "avx512"])
+def forced_isa(request):
+    from gradkit import _core
+
+    before = _core.active_isa()
+    _core.force_isa(request.param)
+    if _core.active_isa() != request.param:
+        _core.force_isa(before)
+        pytest.skip(f"{request.param} not available here")
+    yield request.param
+    _core.force_isa(before)
+
+
+def test_cpp_kernels_on_every_isa(forced_isa, dtype):
+    ops, ref = backends.load("cpp"), backends.load("numpy")
+    X = _blobs(1500, 19, 7, dtype, seed=31)
+    w = _weights(1500, dtype, 6)
+    centers = X[:45].copy()
+    lab_ref, lab = np.full(1500, -1, np.int32), np.full(1500, -1, np.int32)
+    c_ref = ref.kmeans_lloyd_step(X, w, centers, lab_ref)[0]
+    c = ops.kmeans_lloyd_step(X, w, centers, lab, 1)[0]
+    np.testing.assert_array_equal(lab, lab_ref)
+    np.testing.assert_allclose(c, c_ref, **TOL[dtype])
+    u = np.random.default_rng(4).uniform(size=1 + 11 * 4)
+    np.testing.assert_array_equal(ops.kmeans_plusplus(X, w, 12, 4, u, 1),
+                                  ref.kmeans_plusplus(X, w, 12, 4, u))

@@ -117,11 +117,49 @@ inline double sq_dist(const T* x, const T* c, int64_t d) {
   return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
-// s += wi * x in float64 (vectorises: no reduction).
+// ||x||^2 in T with 16 independent partial sums (for the step's inertia, a by-product).
 template <typename T>
-inline void add_scaled(double* s, const T* x, double wi, int64_t d) {
-  for (int64_t p = 0; p < d; ++p) s[p] += wi * static_cast<double>(x[p]);
+inline T sq_norm_fast(const T* x, int64_t d) {
+  T acc[16] = {};
+  int64_t p = 0;
+  for (; p + 16 <= d; p += 16)
+    for (int l = 0; l < 16; ++l) acc[l] += x[p + l] * x[p + l];
+  for (; p < d; ++p) acc[0] += x[p] * x[p];
+  T s = 0;
+  for (int l = 0; l < 16; ++l) s += acc[l];
+  return s;
 }
+
+// Per-thread sums of one block of rows in T, flushed into the chunk's float64 sums after each
+// block (only the clusters the block touched): float32 adds stay cheap, and no float32 sum
+// runs over more than one block.
+template <typename T>
+struct BlockSums {
+  std::vector<T> sums;
+  std::vector<char> used;
+  std::vector<int32_t> touched;
+  int64_t d;
+  BlockSums(int64_t k, int64_t d_) : sums(k * d_), used(k, 0), d(d_) {}
+  void add(int32_t j, const T* x, T wi) {
+    T* s = sums.data() + j * d;
+    if (!used[j]) {
+      used[j] = 1;
+      touched.push_back(j);
+      for (int64_t p = 0; p < d; ++p) s[p] = wi * x[p];
+    } else {
+      for (int64_t p = 0; p < d; ++p) s[p] += wi * x[p];
+    }
+  }
+  void flush(double* out) {
+    for (int32_t j : touched) {
+      const T* s = sums.data() + j * d;
+      double* o = out + j * d;
+      for (int64_t p = 0; p < d; ++p) o[p] += static_cast<double>(s[p]);
+      used[j] = 0;
+    }
+    touched.clear();
+  }
+};
 
 // Centres packed for the tiles (see kmeans_tile.hpp).
 template <typename T>
@@ -160,10 +198,11 @@ int threads_for_chunks(int n_threads, int64_t chunks, double work) {
   return static_cast<int>(std::min<int64_t>(t, chunks));
 }
 
-// Rows per block inside a chunk: their distances and updates happen while they are in cache.
+// Rows per block inside a chunk (about 256 KiB of X): their distances and updates happen while
+// they are in L2, and the block sums in T cover that many rows.
 template <typename T>
 int64_t block_rows(int64_t d) {
-  const int64_t r = (32 * 1024 / static_cast<int64_t>(sizeof(T))) / std::max<int64_t>(d, 1);
+  const int64_t r = (256 * 1024 / static_cast<int64_t>(sizeof(T))) / std::max<int64_t>(d, 1);
   return std::max<int64_t>(8, std::min<int64_t>(256, r / 8 * 8));
 }
 
@@ -186,6 +225,7 @@ void assign_pass(std::vector<Partial>& parts, int32_t* labels, const T* X, const
   {
     std::vector<int32_t> lab(B);
     std::vector<T> mind(B);
+    BlockSums<T> block(update ? k : 0, d);
 #pragma omp for schedule(static)
     for (int64_t c = 0; c < chunks; ++c) {
       Partial& part = parts[c];
@@ -207,11 +247,12 @@ void assign_pass(std::vector<Partial>& parts, int32_t* labels, const T* X, const
           labels[i] = j;
           if (update) {
             part.weight[j] += wi;
-            add_scaled(part.sums.data() + j * d, x, wi, d);
+            block.add(j, x, static_cast<T>(wi));
           }
-          const double xx = sq_norm(x, d);
+          const double xx = sq_norm_fast(x, d);
           part.inertia += wi * std::max(0.0, xx + static_cast<double>(mind[r]));
         }
+        if (update) block.flush(part.sums.data());
       }
     }
   }
@@ -406,6 +447,13 @@ void kmeans_plusplus(int64_t* indices, const T* X, const T* w, int64_t n, int64_
         const int64_t end = chunk_begin(c + 1, chunks, n);
         for (int64_t i0 = chunk_begin(c, chunks, n); i0 < end; i0 += B) {
           const int64_t rows = std::min(B, end - i0);
+#if defined(GRADKIT_HAVE_AVX512)
+          if (use_avx512<T>() &&
+              kmeans_avx512::pp_sweep_rows(pot, closest.data() + i0, X + i0 * d,
+                                           w ? w + i0 : nullptr, rows, d, pk.data.data(),
+                                           pk.cnorm.data(), ncand, update_closest))
+            continue;
+#endif
           dots_rows(dots.data(), X + i0 * d, rows, d, pk.data.data(), ncand);
           for (int64_t r = 0; r < rows; ++r) {
             const int64_t i = i0 + r;

@@ -25,9 +25,22 @@ struct Simd<float> {
   static reg zero() { return _mm512_setzero_ps(); }
   static reg set1(float v) { return _mm512_set1_ps(v); }
   static reg load(const float* p) { return _mm512_loadu_ps(p); }
+  static reg load_partial(const float* p, int64_t n) {  // lanes past n read as 0
+    return _mm512_maskz_loadu_ps(__mmask16((1u << n) - 1), p);
+  }
   static void store(float* p, reg v) { _mm512_storeu_ps(p, v); }
   static reg fmadd(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
   static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
+  static reg min(reg a, reg b) { return _mm512_min_ps(a, b); }
+  static reg max(reg a, reg b) { return _mm512_max_ps(a, b); }
+  static float hsum(reg a) { return _mm512_reduce_add_ps(a); }
+  static float first(reg a) { return _mm512_cvtss_f32(a); }
+  // pots (16 float64 lanes in two registers) += w * dist
+  static void accumulate(__m512d& lo, __m512d& hi, reg dist, double w) {
+    const __m512d wv = _mm512_set1_pd(w);
+    lo = _mm512_fmadd_pd(wv, _mm512_cvtps_pd(_mm512_castps512_ps256(dist)), lo);
+    hi = _mm512_fmadd_pd(wv, _mm512_cvtps_pd(_mm512_extractf32x8_ps(dist, 1)), hi);
+  }
   static reg fnmadd(reg a, reg b, reg c) { return _mm512_fnmadd_ps(a, b, c); }
   static mask lt(reg a, reg b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
   static mask eq(reg a, reg b) { return _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ); }
@@ -53,9 +66,19 @@ struct Simd<double> {
   static reg zero() { return _mm512_setzero_pd(); }
   static reg set1(double v) { return _mm512_set1_pd(v); }
   static reg load(const double* p) { return _mm512_loadu_pd(p); }
+  static reg load_partial(const double* p, int64_t n) {
+    return _mm512_maskz_loadu_pd(__mmask8((1u << n) - 1), p);
+  }
   static void store(double* p, reg v) { _mm512_storeu_pd(p, v); }
   static reg fmadd(reg a, reg b, reg c) { return _mm512_fmadd_pd(a, b, c); }
   static reg add(reg a, reg b) { return _mm512_add_pd(a, b); }
+  static reg min(reg a, reg b) { return _mm512_min_pd(a, b); }
+  static reg max(reg a, reg b) { return _mm512_max_pd(a, b); }
+  static double hsum(reg a) { return _mm512_reduce_add_pd(a); }
+  static double first(reg a) { return _mm512_cvtsd_f64(a); }
+  static void accumulate(__m512d& lo, __m512d& hi, reg dist, double w) {
+    lo = _mm512_fmadd_pd(_mm512_set1_pd(w), dist, lo);
+  }
   static reg fnmadd(reg a, reg b, reg c) { return _mm512_fnmadd_pd(a, b, c); }
   static mask lt(reg a, reg b) { return _mm512_cmp_pd_mask(a, b, _CMP_LT_OQ); }
   static mask eq(reg a, reg b) { return _mm512_cmp_pd_mask(a, b, _CMP_EQ_OQ); }
@@ -67,12 +90,8 @@ struct Simd<double> {
   static idx izero() { return _mm256_setzero_si256(); }
   static idx iselect(mask m, idx a, idx b) { return _mm256_mask_blend_epi32(m, a, b); }
   static int hmin_masked(mask m, idx a) {
-    alignas(32) int v[8];
-    _mm256_store_si256(reinterpret_cast<__m256i*>(v),
-                       _mm256_mask_blend_epi32(m, _mm256_set1_epi32(INT_MAX), a));
-    int best = v[0];
-    for (int i = 1; i < 8; ++i) best = v[i] < best ? v[i] : best;
-    return best;
+    const __m256i v = _mm256_mask_blend_epi32(m, _mm256_set1_epi32(INT_MAX), a);
+    return _mm512_reduce_min_epi32(_mm512_inserti64x4(_mm512_set1_epi32(INT_MAX), v, 0));
   }
 };
 
@@ -213,6 +232,50 @@ void dots_rows(T* dots, const T* X, int64_t rows, int64_t d, const T* packed, in
   }
 }
 
+template <typename T>
+bool pp_sweep_rows(double* pots, T* closest, const T* X, const T* w, int64_t rows, int64_t d,
+                   const T* packed, const T* cnorm, int64_t ncols, bool update) {
+  using S = Simd<T>;
+  if (ncols > S::W) return false;  // the caller's generic path handles wider candidate sets
+  const typename S::reg two = S::set1(T(2)), zero = S::zero(), cn = S::load(cnorm);
+  __m512d pot_lo = _mm512_setzero_pd(), pot_hi = _mm512_setzero_pd();
+  for (int64_t i = 0; i < rows; i += MR) {
+    const T* xr[MR];
+    const int valid = set_rows(xr, X, i, rows, d);
+    typename S::reg acc[MR][1];
+    dot_block<T, 1>(acc, xr, d, packed);
+    for (int r = 0; r < valid; ++r) {
+      // ||x||^2 with W lanes, then the distances to all candidates at once.
+      typename S::reg sq = S::zero();
+      int64_t p = 0;
+      for (; p + S::W <= d; p += S::W) {
+        const typename S::reg x = S::load(xr[r] + p);
+        sq = S::fmadd(x, x, sq);
+      }
+      if (p < d) {
+        const typename S::reg x = S::load_partial(xr[r] + p, d - p);
+        sq = S::fmadd(x, x, sq);
+      }
+      const T xx = S::hsum(sq);
+      const int64_t row = i + r;
+      typename S::reg dist = S::fnmadd(two, acc[r][0], S::add(S::set1(xx), cn));
+      dist = S::min(S::max(dist, zero), S::set1(closest[row]));
+      if (update) closest[row] = S::first(dist);
+      const double wi = w ? static_cast<double>(w[row]) : 1.0;
+      S::accumulate(pot_lo, pot_hi, dist, wi);
+    }
+  }
+  alignas(64) double tmp[16];
+  _mm512_store_pd(tmp, pot_lo);
+  _mm512_store_pd(tmp + 8, pot_hi);
+  for (int64_t t = 0; t < ncols; ++t) pots[t] += tmp[t];
+  return true;
+}
+
+template bool pp_sweep_rows<float>(double*, float*, const float*, const float*, int64_t, int64_t,
+                                   const float*, const float*, int64_t, bool);
+template bool pp_sweep_rows<double>(double*, double*, const double*, const double*, int64_t,
+                                    int64_t, const double*, const double*, int64_t, bool);
 template void argmin_rows<float>(int32_t*, float*, const float*, int64_t, int64_t, const float*,
                                  const float*, int64_t);
 template void argmin_rows<double>(int32_t*, double*, const double*, int64_t, int64_t,

@@ -23,6 +23,12 @@ constexpr int64_t panel_width() { return 128 / static_cast<int64_t>(sizeof(T)); 
   template <typename T>                                                                      \
   void argmin_rows(int32_t* label, T* mind, const T* X, int64_t rows, int64_t d,             \
                    const T* packed, const T* cnorm, int64_t k);                              \
+  /* k-means++ sweep over rows: d_t = max(||x||^2 + cnorm_t - 2 x.c_t, 0) for the ncols     */ \
+  /* candidates of panel 0, m_t = min(d_t, closest_i); pots[t] += w_i m_t (float64); when   */ \
+  /* update (one candidate), closest_i = m_0. Returns false if it cannot take ncols.        */ \
+  template <typename T>                                                                      \
+  bool pp_sweep_rows(double* pots, T* closest, const T* X, const T* w, int64_t rows,         \
+                     int64_t d, const T* packed, const T* cnorm, int64_t ncols, bool update); \
   /* dots (rows, ncols) = X . c_j for the first ncols <= NR centres of panel 0. */            \
   template <typename T>                                                                      \
   void dots_rows(T* dots, const T* X, int64_t rows, int64_t d, const T* packed, int64_t ncols);
