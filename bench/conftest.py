@@ -37,6 +37,8 @@ def record(benchmark, impl, *, flops=None, bytes=None, **extra):
 def add_rates(benchmark):
     """After the timing: GFLOP/s / GB/s at the median, kept in extra_info for a quick look."""
     info = benchmark.extra_info
+    if benchmark.stats is None:  # --benchmark-disable: the function ran once, untimed
+        return
     median = benchmark.stats.stats.median
     if "flops" in info:
         info["gflops"] = info["flops"] / median / 1e9

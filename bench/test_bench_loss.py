@@ -2,7 +2,7 @@
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python -m pytest bench/test_bench_loss.py --benchmark-only
 
-Groups are "<loss> n=<elements>"; extra_info["GB/s"] counts the bytes the kernel must move
+Groups are "<loss> n=<elements>"; extra_info["bytes"] counts the bytes the kernel must move
 (inputs read + gradient written; CE also reads int64 labels) over the median time. The
 "copy" group is np.copyto of a 10M float32 array: the bandwidth the losses are measured against.
 Each implementation's result is checked against ops_numpy before it is timed. On a shared,
@@ -82,7 +82,7 @@ def _runner(impl, loss, pred, target):
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("size", list(SIZES))
 @pytest.mark.parametrize("loss", LOSSES)
-def test_loss(benchmark, loss, size, impl):
+def test_loss(benchmark, record, add_rates, loss, size, impl):
     pred, target, (ref_value, ref_grad) = _data(loss, size)
     run = _runner(impl, loss, pred, target)
     value, grad = run()
@@ -91,16 +91,16 @@ def test_loss(benchmark, loss, size, impl):
     del value, grad
 
     benchmark.group = f"{loss} n={size}"
-    benchmark.extra_info["impl"] = impl
+    record(benchmark, impl, bytes=_bytes(pred, target))
     benchmark(run)
-    benchmark.extra_info["GB/s"] = _bytes(pred, target) / benchmark.stats.stats.median / 1e9
+    add_rates(benchmark)
 
 
-def test_copy_bandwidth(benchmark):
+def test_copy_bandwidth(benchmark, record, add_rates):
     src = np.random.default_rng(0).standard_normal(SIZES["10M"], dtype=np.float32)
     dst = np.empty_like(src)
     benchmark.group = "copy n=10M"
-    benchmark.extra_info["impl"] = "np.copyto"
+    record(benchmark, "np.copyto", bytes=2 * src.nbytes)
     benchmark(np.copyto, dst, src)
     assert np.array_equal(dst, src)
-    benchmark.extra_info["GB/s"] = 2 * src.nbytes / benchmark.stats.stats.median / 1e9
+    add_rates(benchmark)
