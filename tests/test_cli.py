@@ -1,7 +1,6 @@
 """The command line: tour, digits, kmeans, descent, info; pictures; one-line user errors."""
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -17,19 +16,6 @@ from gradkit.cli import main
 GRADKIT_HOME = Path(gk.__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
-
-def _have(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        return False
-
-
-HAVE_NN = all(_have(m) for m in ("gradkit.nn", "gradkit.losses", "gradkit.optim", "gradkit.train",
-                                 "gradkit.io"))
-HAVE_CLUSTER = _have("gradkit.cluster")
-needs_nn = pytest.mark.skipif(not HAVE_NN, reason="gk.nn/losses/optim/fit not in this build yet")
-needs_cluster = pytest.mark.skipif(not HAVE_CLUSTER, reason="gk.cluster not in this build yet")
 
 
 def assert_good_png(path: Path) -> None:
@@ -53,15 +39,9 @@ def _restore_backend():
     gk.set_backend(previous)
 
 
-def tour_backend() -> str:
-    """The default backend once it implements the kernels; the reference otherwise."""
-    ops = gk.backends.load("cpp")
-    return "cpp" if hasattr(ops, "linear") and hasattr(ops, "mse_loss") else "numpy"
-
-
 def test_tour_prints_every_section_and_writes_pictures(tmp_path, capsys):
     out = tmp_path / "tour"
-    assert main(["tour", "--out", str(out), "--quick", "--backend", tour_backend()]) == 0
+    assert main(["tour", "--out", str(out), "--quick", "--backend", "cpp"]) == 0
     text = capsys.readouterr().out
     for title in ("Task -> formula", "Neurons", "Supervised vs unsupervised", "Losses",
                   "Gradient descent", "saddle", "update rule", "Digit recognition"):
@@ -73,16 +53,14 @@ def test_tour_prints_every_section_and_writes_pictures(tmp_path, capsys):
     assert "diverged=True, RuntimeWarning issued=True" in text
     assert "-(y log p + (1 - y) log(1 - p))" in text
     expected = ["1-task-to-formula.png", "2-neurons.png", "3-supervised-vs-unsupervised.png",
-                "4-losses.png", "5-gradient-descent.png", "6-saddle.png", "7-update-rule.png"]
-    if HAVE_NN:
-        expected += ["8-digits-loss.png", "8-digits-predictions.png"]
-        assert "test accuracy:" in text
+                "4-losses.png", "5-gradient-descent.png", "6-saddle.png", "7-update-rule.png",
+                "8-digits-loss.png", "8-digits-predictions.png"]
+    assert "test accuracy:" in text
     for name in expected:
         assert_good_png(out / name)
 
 
 def test_tour_recovers_watermelon_coefficients(tmp_path, capsys):
-    gk.set_backend(tour_backend())
     from gradkit import tour
 
     tour.task_to_formula(tmp_path, tour._Printer(None), quick=True)
@@ -177,7 +155,6 @@ def test_import_gradkit_does_not_import_matplotlib():
     assert res.stdout.strip() == "False", res.stderr
 
 
-@needs_nn
 def test_digits_command_embedded(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["digits", "--epochs", "3", "--quiet", "--out", str(out), "--hidden", "32",
@@ -193,7 +170,6 @@ def test_digits_command_embedded(tmp_path, capsys):
     assert model is not None
 
 
-@needs_nn
 def test_digits_command_on_idx_folder(tmp_path, capsys):
     from test_datasets import write_fake_mnist
 
@@ -211,7 +187,6 @@ FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 
 @pytest.mark.slow
-@needs_nn
 @pytest.mark.skipif(not FASHION.is_dir(), reason="Fashion-MNIST not installed here")
 def test_digits_command_on_fashion_mnist(tmp_path, capsys):
     assert main(["digits", "--data", str(FASHION), "--epochs", "1", "--hidden", "128",
@@ -221,7 +196,6 @@ def test_digits_command_on_fashion_mnist(tmp_path, capsys):
     assert float(text.split("test accuracy: ")[1].split("%")[0]) > 75.0
 
 
-@needs_cluster
 def test_kmeans_command(tmp_path, capsys):
     assert main(["kmeans", "--n", "3000", "--k", "4", "--dims", "3", "--seed", "1",
                  "--out", str(tmp_path)]) == 0

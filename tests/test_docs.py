@@ -27,20 +27,8 @@ def test_docs_have_python_blocks():
     assert len(list(python_blocks())) >= 10
 
 
-def _default_backend_ready() -> bool:
-    ops = gk.backends.load("cpp")
-    return all(hasattr(ops, name) for name in ("linear", "mse_loss", "sgd_step"))
-
-
 @pytest.mark.parametrize("doc, line, code", list(python_blocks()))
 def test_python_block_runs(doc, line, code, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # blocks that write files write them here
-    # Until the compiled kernels are merged, run the blocks on the reference backend.
-    backend = "cpp" if _default_backend_ready() else "numpy"
-    with gk.use_backend(backend):
-        try:
-            exec(compile(code, f"{doc.name}:{line}", "exec"), {"__name__": "__doc_block__"})
-        except ModuleNotFoundError as exc:
-            if (exc.name or "").startswith("gradkit."):
-                pytest.skip(f"{exc.name} is not in this build yet")
-            raise
+    with gk.use_backend("cpp"):
+        exec(compile(code, f"{doc.name}:{line}", "exec"), {"__name__": "__doc_block__"})

@@ -103,18 +103,12 @@ def supervised_unsupervised(out: Path, say: _Printer, quick: bool) -> list[Path]
     say("Unsupervised: the same question without labels. k-means finds k centres such that",
         "each point belongs to its nearest centre (minimises sum ||x - centre||^2).")
     X, y_true, _ = datasets.make_blobs(600, 4, 2, seed=1, spread=1.2)
-    try:
-        km = gk.cluster.KMeans(n_clusters=4, random_state=0).fit(X)
-    except ImportError as exc:  # k-means not in this build yet
-        say(f"    (k-means skipped: {exc})")
-        labels, centers = y_true, np.stack([X[y_true == k].mean(0) for k in range(4)])
-        clustered = False
-    else:
-        clustered = True
-        labels, centers = km.labels_, km.cluster_centers_
-        agree = _cluster_agreement(labels, y_true)
-        say(f"    k-means on {len(X)} unlabelled points, k = 4: inertia {km.inertia_:.1f}, "
-            f"{km.n_iter_} iterations; {100 * agree:.1f}% of points grouped as generated")
+    km = gk.cluster.KMeans(n_clusters=4, random_state=0).fit(X)
+    clustered = True
+    labels, centers = km.labels_, km.cluster_centers_
+    agree = _cluster_agreement(labels, y_true)
+    say(f"    k-means on {len(X)} unlabelled points, k = 4: inertia {km.inertia_:.1f}, "
+        f"{km.n_iter_} iterations; {100 * agree:.1f}% of points grouped as generated")
     from gradkit import plot
 
     return [plot.supervised_unsupervised(means, acc, X, labels, centers,
@@ -290,11 +284,7 @@ def run(out: str | Path = "gradkit-tour", *, quick: bool = False,
     start = time.perf_counter()
     for number, (title, section) in enumerate(SECTIONS, 1):
         say.header(number, title)
-        try:
-            pictures = section(out, say, quick)
-        except ImportError as exc:
-            say(f"    (section skipped: {exc})")
-            continue
+        pictures = section(out, say, quick)
         for p in pictures:
             say(f"    picture: {p}")
         written.extend(pictures)
