@@ -22,7 +22,7 @@ namespace gk {
   double cross_entropy_rows(float* grad, float* per, const float* z, const int64_t* labels,   \
                             int64_t rows, int64_t C, float scale);
 
-#if defined(__AVX2__) && defined(__FMA__)
+#if defined(GRADKIT_HAVE_AVX2) || (defined(__AVX2__) && defined(__FMA__))
 #define GK_HAVE_SIMD_AVX2 1
 namespace avx2 {
 GK_DECLARE_SIMD_LOSSES
