@@ -119,8 +119,9 @@ void sgd_update(T* param, const T* grad, T* buf, int64_t n, const SgdParams& s) 
 template <typename T>
 int64_t mlp_epoch(double* step_loss, std::vector<MlpLayer<T>>& layers, T slope,
                   const MlpLossParams& loss, const SgdParams& sgd_in, const T* X,
-                  const int64_t* labels, const T* targets, const int64_t* perm, int64_t n_perm,
+                  const int64_t* labels, const T* targets, const int64_t* perm, int64_t n_rows,
                   int64_t batch, int64_t first_step, int64_t n_steps) {
+  const int64_t steps_per_epoch = (n_rows + batch - 1) / batch;
   const size_t L = layers.size();
   const int64_t in0 = layers.front().in;
   const int64_t n_out = layers.back().out;
@@ -141,9 +142,10 @@ int64_t mlp_epoch(double* step_loss, std::vector<MlpLayer<T>>& layers, T slope,
 
   SgdParams sgd = sgd_in;
   for (int64_t s = 0; s < n_steps; ++s) {
-    const int64_t start = (first_step + s) * batch;
-    const int64_t m = std::min(batch, n_perm - start);
-    const int64_t* rows = perm + start;
+    const int64_t epoch = (first_step + s) / steps_per_epoch;
+    const int64_t offset = ((first_step + s) % steps_per_epoch) * batch;
+    const int64_t m = std::min(batch, n_rows - offset);
+    const int64_t* rows = perm + epoch * n_rows + offset;
 
     // Gather the batch (and its targets) into contiguous buffers.
     const int nt_gather = threads_for(double(m * in0));
