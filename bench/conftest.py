@@ -3,8 +3,8 @@
 Conventions every bench file follows, so that ``bench/report.py`` can tabulate any of them:
 - ``benchmark.group`` names the case (one table row per case and run), e.g. "gemm f32 256x256x256";
 - the implementation is the test's ``impl`` parameter id, or ``benchmark.extra_info["impl"]``;
-- the ``record`` fixture, ``record(benchmark, impl, flops=..., bytes=...)``, stores the work done by one call, from which
-  the report derives GFLOP/s or GB/s at the statistic it shows (median by default);
+- the ``record`` fixture, ``record(benchmark, impl, flops=..., bytes=...)``, stores the work
+  done by one call, from which the report derives GFLOP/s or GB/s at the statistic it shows;
 - ``backend_function(name, function)`` (a fixture too) gets a backend's function or skips;
 - ``add_rates(benchmark)`` after the timed call stores gflops/gbps at the median in extra_info;
 - each benchmark asserts its result is right before it is timed.
@@ -17,6 +17,7 @@ import os
 import numpy as np
 import pytest
 
+import gradkit as gk
 from gradkit import backends
 
 
@@ -52,6 +53,21 @@ def backend_function(name, function):
     if not hasattr(module, function):
         pytest.skip(f"backend {name!r} has no {function} yet")
     return getattr(module, function)
+
+
+@pytest.fixture(autouse=True)
+def _threads_from_environment():
+    """Hold every backend to OMP_NUM_THREADS for each benchmark.
+
+    Loading the Numba backend starts Numba's threading layer, which resets the OpenMP thread
+    count that _core shares (and Numba itself ignores OMP_NUM_THREADS): without this, a
+    "1 thread" run times gradkit with 2 threads on a machine where the other core is busy.
+    """
+    backends.available()  # import every backend first, so none can reset the count later
+    wanted = os.environ.get("OMP_NUM_THREADS")
+    if wanted:
+        gk.set_num_threads(int(wanted))
+    yield
 
 
 @pytest.fixture

@@ -47,3 +47,22 @@ def test_import_does_not_load_numba_sklearn_or_matplotlib():
             "print(sorted(m for m in ('numba', 'sklearn', 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_loading_numba_keeps_the_thread_count():
+    # Numba's OpenMP layer resets omp_set_num_threads when it starts; gradkit must undo that.
+    code = ("import gradkit as gk, numpy as np\n"
+            "gk.set_num_threads(1)\n"
+            "with gk.use_backend('numba'):\n"
+            "    gk.functional.mse_loss(np.ones(10**6, np.float32), np.zeros(10**6, np.float32))\n"
+            "import numba\n"
+            "print(gk.get_num_threads(), numba.get_num_threads())\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["1", "1"]
+
+
+def test_show_config_does_not_compile_the_numba_backend():
+    code = ("import sys, io, gradkit as gk; info = gk.show_config(file=io.StringIO()); "
+            "print('numba' in info['backends'], 'gradkit.backends.ops_numba' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "False"]

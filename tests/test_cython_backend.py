@@ -144,7 +144,7 @@ def test_activations_of_extremes(dtype):
 
 @pytest.mark.parametrize("size", SIZES)
 def test_softmax_and_backward(rng, dtype, size):
-    for shape in [(size, 7), (3, size)]:
+    for shape in [(size, 7), (3, size), (2, 2 * size + 2047)]:  # last: rows longer than a block
         x = data(rng, shape, dtype, -30, 30)
         dy = data(rng, shape, dtype)
         y = cy.softmax(x)
@@ -204,8 +204,10 @@ def test_bce_rejects_non_probabilities(dtype, bad, where):
     pred = np.full(200_000, 0.5, dtype)  # several chunks, and threads when available
     pred[where] = bad
     target = np.zeros_like(pred)
+    pred[77_777] = bad  # a second one, in another chunk: both are counted
     for reduction in REDUCTIONS:
-        with pytest.raises(ValueError, match=r"pred must hold probabilities in \[0, 1\]"):
+        with pytest.raises(ValueError, match=r"pred must hold probabilities in \[0, 1\], but "
+                                             r"2 value\(s\) are outside or NaN"):
             cy.bce_loss(pred, target, reduction)
 
 
@@ -230,7 +232,7 @@ def test_bce_with_logits_extremes_stay_finite(dtype):
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("size", SIZES)
 def test_cross_entropy(rng, dtype, reduction, size):
-    for batch, classes in [(size, 10), (5, size)]:
+    for batch, classes in [(size, 10), (5, size), (3, 2 * size + 2047)]:
         logits = data(rng, (batch, classes), dtype, -20, 20)
         labels = rng.integers(0, classes, size=batch).astype(np.int64)
         value, grad = cy.cross_entropy_loss(logits, labels, reduction)

@@ -18,7 +18,8 @@ RANK = {name: i for i, name in enumerate(reversed(ISAS))}
 LAYOUTS = {"NN": (False, False), "NT": (False, True), "TN": (True, False), "TT": (True, True)}
 # (M, N, K): ones, odd edges, K = 1, vectors, non-square, sizes crossing the K, M and N blocks.
 SHAPES = [(1, 1, 1), (1, 7, 33), (7, 1, 33), (7, 33, 257), (33, 7, 5), (16, 16, 16), (64, 64, 1),
-          (1, 300, 257), (300, 1, 257), (257, 129, 300), (97, 4500, 40), (1024, 1024, 260)]
+          (1, 300, 257), (300, 1, 257), (3, 600, 70), (257, 129, 300), (97, 4500, 40),
+          (1024, 1024, 260)]
 EPS = {np.float32: np.finfo(np.float32).eps, np.float64: np.finfo(np.float64).eps}
 ACTS = ["none", "relu", "leaky_relu", "sigmoid", "tanh"]
 
@@ -138,8 +139,12 @@ def test_linear_leaky_slope_above_one(rng):
     np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("shape", [(300, 517, 260), (1024, 1024, 1024), (8, 2000, 700)],
-                         ids=lambda s: "x".join(map(str, s)))
+# Threads split N (first three), M (700x40) or the columns of the few-rows path (2x3000).
+THREAD_SHAPES = [(300, 517, 260), (1024, 1024, 1024), (8, 2000, 700), (700, 40, 300),
+                 (2, 3000, 900)]
+
+
+@pytest.mark.parametrize("shape", THREAD_SHAPES, ids=lambda s: "x".join(map(str, s)))
 @pytest.mark.parametrize("layout", ["NN", "NT", "TN"])
 def test_same_bits_for_one_and_two_threads(threads, dtype, layout, shape, rng):
     m, n, k = shape

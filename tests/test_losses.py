@@ -59,7 +59,8 @@ def test_pair_losses_match_numpy(backend, dtype, rng, name, n, reduction):
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
-@pytest.mark.parametrize("batch,classes", [(1, 1), (1, 7), (33, 10), (257, 3), (7, 1024)])
+@pytest.mark.parametrize("batch,classes", [(1, 1), (1, 7), (33, 10), (257, 3), (7, 1024),
+                                           (40, 32), (40, 33)])
 def test_cross_entropy_matches_numpy(backend, dtype, rng, batch, classes, reduction):
     _need(backend, "cross_entropy_loss")
     logits = (rng.standard_normal((batch, classes)) * 3).astype(dtype)
@@ -297,3 +298,29 @@ def test_non_contiguous_and_float64_inputs_work(backend, rng, name):
                                                    np.ascontiguousarray(target[:, ::2]), "mean")
     np.testing.assert_allclose(value, ref_value, **TOL[np.float64])
     np.testing.assert_allclose(grad, ref_grad, **TOL[np.float64])
+
+
+@pytest.mark.parametrize("isa", ["portable", "avx2", "avx512"])
+@pytest.mark.parametrize("name", PAIR_LOSSES + ["cross_entropy_loss"])
+def test_cpp_every_isa_path_matches_numpy(rng, isa, name):
+    from gradkit import _core
+
+    order = ["portable", "avx2", "avx512"]
+    if order.index(isa) > order.index(_core.detected_isa()):
+        pytest.skip(f"this CPU has no {isa}")
+    if name == "cross_entropy_loss":
+        pred = (rng.standard_normal((1000, 10)) * 3).astype(np.float32)
+        target = rng.integers(0, 10, 1000)
+    else:
+        pred, target = _inputs(name, rng, (10_001,), np.float32)
+    before = _core.active_isa()
+    try:
+        _core.force_isa(isa)
+        with gk.use_backend("cpp"):
+            results = [getattr(F, name)(pred, target, reduction=r) for r in ("mean", "none")]
+    finally:
+        _core.force_isa(before)
+    for (value, grad), reduction in zip(results, ("mean", "none")):
+        ref_value, ref_grad = getattr(ops_numpy, name)(pred, target, reduction)
+        np.testing.assert_allclose(value, ref_value, **TOL[np.float32])
+        np.testing.assert_allclose(grad, ref_grad, **TOL[np.float32])

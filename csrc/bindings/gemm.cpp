@@ -50,8 +50,8 @@ carray<T> matmul(carray<T> a, carray<T> b, bool trans_a, bool trans_b, carray<T>
 
 // y (B, OUT) = act(x (B, IN) @ w (OUT, IN)ᵀ + b (OUT)).
 template <typename T>
-carray<T> linear(carray<T> x, carray<T> w, std::optional<carray<T>> b, const std::string& activation,
-                 double slope) {
+carray<T> linear(carray<T> x, carray<T> w, std::optional<carray<T>> b,
+                 const std::string& activation, double slope) {
   gkpy::require_ndim(x, 2, "x");
   gkpy::require_ndim(w, 2, "w");
   const gk::Act act = parse_act(activation);
@@ -69,7 +69,8 @@ carray<T> linear(carray<T> x, carray<T> w, std::optional<carray<T>> b, const std
   T* py_ = y.mutable_data();
   {
     py::gil_scoped_release release;
-    gk::gemm<T>(false, true, batch, out_f, in, px, in, pw, in, py_, out_f, false, pb, act, T(slope));
+    gk::gemm<T>(false, true, batch, out_f, in, px, in, pw, in, py_, out_f, false, pb, act,
+                T(slope));
   }
   return y;
 }

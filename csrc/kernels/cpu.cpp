@@ -70,12 +70,11 @@ int num_threads() { return omp_get_max_threads(); }
 
 void set_num_threads(int n) { omp_set_num_threads(n < 1 ? 1 : n); }
 
-int threads_for(double work) {
-  // About 1e5 flops (or bytes) per thread before a parallel region pays for itself.
+int threads_for(double work, double grain) {
   const int n = omp_get_max_threads();
-  if (work < 2e5 || n <= 1) return 1;
-  int want = static_cast<int>(work / 1e5);
-  return want < n ? (want < 1 ? 1 : want) : n;
+  if (work < 2 * grain || n <= 1) return 1;
+  const double want = work / grain;
+  return want < n ? static_cast<int>(want) : n;
 }
 
 }  // namespace gk

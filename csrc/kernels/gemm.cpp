@@ -7,7 +7,8 @@
 //   (jr, ir): MR x NR tiles  -> micro-kernel; the epilogue is applied on the last K slice
 // Packing absorbs the transposes, so NN, NT and TN run the same kernel. Threads split the
 // packing and the tiles of C, never K: each element of C is the same sum in the same order for
-// any thread count. Tiny products take the plain loop (no packing).
+// any thread count. Tiny products take the plain loop, and products with at most 4 rows a
+// row-by-row path: neither packs.
 #include "kernels/gemm.hpp"
 
 #include <omp.h>
@@ -26,11 +27,14 @@
 
 namespace gk {
 
+// Flops per thread before GEMM splits its work: about 20 us of one core's arithmetic.
+constexpr double kGemmGrain = 2e6;
+
 template <typename T>
 void gemm_naive(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* A,
                 int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc, bool accumulate,
                 const T* bias, Act act, T slope, int max_threads) {
-  int nt = threads_for(2.0 * M * N * K);
+  int nt = threads_for(2.0 * M * N * K, kGemmGrain);
   if (max_threads > 0 && nt > max_threads) nt = max_threads;
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
   for (int64_t i = 0; i < M; ++i) {
@@ -108,8 +112,12 @@ void ukernel_plain(int64_t kc, const T* __restrict a, const T* __restrict b, T* 
 
 }  // namespace
 
-detail::Ukernel<float> ukernel(float) { return {&ukernel_plain<float, 6, 2>, 6, 16, 144, 256, 4096}; }
-detail::Ukernel<double> ukernel(double) { return {&ukernel_plain<double, 6, 2>, 6, 8, 144, 256, 2048}; }
+detail::Ukernel<float> ukernel(float) {
+  return {&ukernel_plain<float, 6, 2>, 6, 16, 144, 256, 4096};
+}
+detail::Ukernel<double> ukernel(double) {
+  return {&ukernel_plain<double, 6, 2>, 6, 8, 144, 256, 2048};
+}
 
 }  // namespace portable
 
@@ -186,16 +194,19 @@ void copy_transposed_blocked(const T* src, int64_t lds, int rows, int kc, T* dst
       else transpose4x4(src + i * lds + p, lds, dst + p * width + i, width);
     }
     if (kc_b < kc)
-      copy_transposed_scalar(src + i * lds + kc_b, lds, B, kc - kc_b, dst + kc_b * width + i, width);
+      copy_transposed_scalar(src + i * lds + kc_b, lds, B, kc - kc_b, dst + kc_b * width + i,
+                             width);
   }
   if (rows_b < rows)
     copy_transposed_scalar(src + rows_b * lds, lds, rows - rows_b, kc, dst + rows_b, width);
 }
 
-inline void copy_transposed(const float* src, int64_t lds, int rows, int kc, float* dst, int width) {
+inline void copy_transposed(const float* src, int64_t lds, int rows, int kc, float* dst,
+                            int width) {
   copy_transposed_blocked<float, 8>(src, lds, rows, kc, dst, width);
 }
-inline void copy_transposed(const double* src, int64_t lds, int rows, int kc, double* dst, int width) {
+inline void copy_transposed(const double* src, int64_t lds, int rows, int kc, double* dst,
+                            int width) {
   copy_transposed_blocked<double, 4>(src, lds, rows, kc, dst, width);
 }
 #else
@@ -253,10 +264,11 @@ detail::Ukernel<T> select_ukernel() {
   }
 }
 
+// One thread's share: the whole BLIS loop nest over a block of C, with this thread's own buffers.
 template <typename T>
-void gemm_packed(const detail::Ukernel<T>& uk, bool trans_a, bool trans_b, int64_t M, int64_t N,
-                 int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc,
-                 bool accumulate, const T* bias, Act act, T slope, int nt) {
+void gemm_packed_block(const detail::Ukernel<T>& uk, bool trans_a, bool trans_b, int64_t M,
+                       int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
+                       T* C, int64_t ldc, bool accumulate, const T* bias, Act act, T slope) {
   const int MR = uk.mr, NR = uk.nr;
   const int64_t KC = std::min<int64_t>(uk.kc, K);
   // Shrink the blocks to the problem (rounded up to whole panels) so small calls use small buffers.
@@ -266,7 +278,6 @@ void gemm_packed(const detail::Ukernel<T>& uk, bool trans_a, bool trans_b, int64
   T* bufB = static_cast<T*>(t_scratch.get(sizeof(T) * (a_elems + b_elems) + 64));
   T* bufA = bufB + (b_elems + 15) / 16 * 16;
 
-#pragma omp parallel num_threads(nt) if (nt > 1)
   for (int64_t jc = 0; jc < N; jc += NC) {
     const int64_t nc = std::min(NC, N - jc);
     const int64_t n_panels = (nc + NR - 1) / NR;
@@ -276,33 +287,118 @@ void gemm_packed(const detail::Ukernel<T>& uk, bool trans_a, bool trans_b, int64
       const bool load_c = accumulate || !first;
       const T* bias_k = last ? bias : nullptr;
       const Act act_k = last ? act : Act::none;
-
-#pragma omp for schedule(static)
       for (int64_t jp = 0; jp < n_panels; ++jp) {
         const int cols = static_cast<int>(std::min<int64_t>(NR, nc - jp * NR));
         pack_b_panel(B, ldb, trans_b, pc, kc, jc + jp * NR, cols, NR, bufB + jp * NR * kc);
       }
-
       for (int64_t ic = 0; ic < M; ic += MC) {
         const int64_t mc = std::min(MC, M - ic);
         const int64_t m_panels = (mc + MR - 1) / MR;
-#pragma omp for schedule(static)
         for (int64_t ip = 0; ip < m_panels; ++ip) {
           const int rows = static_cast<int>(std::min<int64_t>(MR, mc - ip * MR));
           pack_a_panel(A, lda, trans_a, ic + ip * MR, rows, pc, kc, MR, bufA + ip * MR * kc);
         }
-        // Tiles in column-panel-major order: a thread's consecutive tiles reuse one B panel.
-#pragma omp for collapse(2) schedule(static)
+        // Column panel outer: one B panel stays in L1 while the A panels stream from L2.
         for (int64_t jp = 0; jp < n_panels; ++jp) {
+          const int64_t j = jc + jp * NR;
+          const int cols = static_cast<int>(std::min<int64_t>(NR, N - j));
           for (int64_t ip = 0; ip < m_panels; ++ip) {
-            const int64_t i = ic + ip * MR, j = jc + jp * NR;
+            const int64_t i = ic + ip * MR;
             const int rows = static_cast<int>(std::min<int64_t>(MR, M - i));
-            const int cols = static_cast<int>(std::min<int64_t>(NR, N - j));
             uk.fn(kc, bufA + ip * MR * kc, bufB + jp * NR * kc, C + i * ldc + j, ldc, rows, cols,
                   load_c, bias_k ? bias_k + j : nullptr, act_k, slope);
           }
         }
       }
+    }
+  }
+}
+
+// Threads take disjoint blocks of whole panels of C (along N when it is the longer side, else
+// along M) and each runs the loop nest with private packing: no barrier until the end, which
+// matters on a busy machine, and each core's L2 holds its own panels. Every element of C is
+// computed by the same micro-kernel arithmetic wherever the block boundaries fall, so the bits
+// do not depend on the thread count.
+template <typename T>
+void gemm_packed(const detail::Ukernel<T>& uk, bool trans_a, bool trans_b, int64_t M, int64_t N,
+                 int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc,
+                 bool accumulate, const T* bias, Act act, T slope, int nt) {
+  if (nt <= 1) {
+    gemm_packed_block(uk, trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc, accumulate, bias, act,
+                      slope);
+    return;
+  }
+  const bool split_n = N >= M;
+  const int64_t unit = split_n ? uk.nr : uk.mr;
+  const int64_t panels = ((split_n ? N : M) + unit - 1) / unit;
+#pragma omp parallel num_threads(nt)
+  {
+    const int64_t team = omp_get_num_threads(), t = omp_get_thread_num();
+    const int64_t p0 = panels * t / team, p1 = panels * (t + 1) / team;
+    const int64_t lo = p0 * unit, hi = std::min(p1 * unit, split_n ? N : M);
+    if (lo < hi) {
+      if (split_n) {
+        const T* Bj = trans_b ? B + lo * ldb : B + lo;
+        gemm_packed_block(uk, trans_a, trans_b, M, hi - lo, K, A, lda, Bj, ldb, C + lo, ldc,
+                          accumulate, bias ? bias + lo : nullptr, act, slope);
+      } else {
+        const T* Ai = trans_a ? A + lo : A + lo * lda;
+        gemm_packed_block(uk, trans_a, trans_b, hi - lo, N, K, Ai, lda, B, ldb, C + lo * ldc, ldc,
+                          accumulate, bias, act, slope);
+      }
+    }
+  }
+}
+
+// Dot product with 16 running partial sums: the compiler vectorises it (a plain `acc += a*b`
+// loop is a serial chain it may not reorder), and the summation order depends only on k.
+template <typename T>
+T dot(const T* __restrict a, const T* __restrict b, int64_t k) {
+  constexpr int L = 16;
+  T part[L] = {};
+  int64_t p = 0;
+  for (; p + L <= k; p += L)
+    for (int l = 0; l < L; ++l) part[l] += a[p + l] * b[p + l];
+  T tail = T(0);
+  for (; p < k; ++p) tail += a[p] * b[p];
+  for (int w = L / 2; w > 0; w /= 2)
+    for (int l = 0; l < w; ++l) part[l] += part[l + w];
+  return part[0] + tail;
+}
+
+// Few rows of C (a batch of 1-4 vectors): no packing, since packing B would cost as much as the
+// product. Row i of C is either dot products with the rows of B (trans_b) or a sum of rows of B
+// scaled by op(A)[i, p]. Threads take fixed column blocks, so the bits do not depend on them.
+template <typename T>
+void gemm_few_rows(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* A,
+                   int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc, bool accumulate,
+                   const T* bias, Act act, T slope, int nt) {
+  constexpr int64_t JB = 256;  // columns per block
+  const int64_t n_blocks = (N + JB - 1) / JB;
+  // Row i of op(A) as a contiguous vector (a copy only when A is stored transposed).
+  T* arows = static_cast<T*>(t_scratch.get(sizeof(T) * size_t(M) * K + 64));
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t p = 0; p < K; ++p) arows[i * K + p] = trans_a ? A[p * lda + i] : A[i * lda + p];
+
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+  for (int64_t jb = 0; jb < n_blocks; ++jb) {
+    const int64_t j0 = jb * JB;
+    const int cols = static_cast<int>(std::min(JB, N - j0));
+    alignas(64) T acc[JB];
+    for (int64_t i = 0; i < M; ++i) {
+      const T* a = arows + i * K;
+      if (trans_b) {
+        for (int j = 0; j < cols; ++j) acc[j] = dot(a, B + (j0 + j) * ldb, K);
+      } else {
+        for (int j = 0; j < cols; ++j) acc[j] = T(0);
+        for (int64_t p = 0; p < K; ++p) {
+          const T ap = a[p];
+          const T* b = B + p * ldb + j0;
+          for (int j = 0; j < cols; ++j) acc[j] += ap * b[j];
+        }
+      }
+      detail::store_tile<T>(C + i * ldc + j0, ldc, acc, JB, 1, cols, accumulate,
+                            bias ? bias + j0 : nullptr, act, slope);
     }
   }
 }
@@ -319,8 +415,13 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* 
     gemm_naive(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc, accumulate, bias, act, slope, 1);
     return;
   }
-  int nt = threads_for(2.0 * M * N * K);
+  int nt = threads_for(2.0 * M * N * K, kGemmGrain);
   if (max_threads > 0 && nt > max_threads) nt = max_threads;
+  if (M <= 4) {
+    gemm_few_rows(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc, accumulate, bias, act, slope,
+                  nt);
+    return;
+  }
   gemm_packed(select_ukernel<T>(), trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc, accumulate,
               bias, act, slope, nt);
 }

@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/chunks.hpp"
 #include "kernels/fastmath.hpp"
+#include "kernels/loss_simd.hpp"
 
 namespace gk {
 namespace {
@@ -72,12 +74,52 @@ double finish(double total, Reduction r, int64_t count) {
   return r == Reduction::mean ? total / static_cast<double>(count) : total;
 }
 
+// Which explicitly vectorised float32 kernels (loss_simd.inl) this CPU runs: 2 = AVX-512,
+// 1 = AVX2, 0 = none (the generic templates below).
+int simd_level() {
+  const Isa isa = active_isa();
+#if defined(GRADKIT_HAVE_AVX512)
+  if (isa == Isa::avx512) return 2;
+#endif
+#if defined(GK_HAVE_SIMD_AVX2)
+  if (isa != Isa::portable) return 1;
+#endif
+  return 0;
+}
+
+// Runs range(begin, end, &bad) -> double over fixed chunks; bad counts are added per chunk.
+template <typename Range>
+double simd_chunks(int64_t n, int64_t* n_bad, Range range) {
+  std::vector<int64_t> bad((n + kChunk - 1) / kChunk + 1, 0);
+  double total = chunked_sum(n, 12.0, [&](int64_t b, int64_t e) {
+    return range(b, e, &bad[b / kChunk]);
+  });
+  if (n_bad != nullptr) {
+    int64_t sum = 0;
+    for (int64_t c : bad) sum += c;
+    *n_bad = sum;
+  }
+  return total;
+}
+
 }  // namespace
 
 template <typename T>
 double l1_loss_fused(T* grad, T* per, const T* pred, const T* target, int64_t n, Reduction r) {
   const T s = grad_scale<T>(r, n);
   if (r != Reduction::none) per = nullptr;
+  if constexpr (std::is_same_v<T, float>) {
+    if (const int level = simd_level()) {
+      const double total = simd_chunks(n, nullptr, [=](int64_t b, int64_t e, int64_t*) {
+        float* pp = per != nullptr ? per + b : nullptr;
+#if defined(GRADKIT_HAVE_AVX512)
+        if (level == 2) return avx512::l1_range(grad + b, pp, pred + b, target + b, e - b, s);
+#endif
+        return avx2::l1_range(grad + b, pp, pred + b, target + b, e - b, s);
+      });
+      return finish(total, r, n);
+    }
+  }
   double total = fused(per, n, 3.0 * sizeof(T), [=](int64_t i) {
     T d = pred[i] - target[i];
     grad[i] = static_cast<T>(d > T(0)) * s - static_cast<T>(d < T(0)) * s;  // branch-free sign
@@ -93,6 +135,19 @@ double mse_loss_fused(T* grad, T* per, const T* pred, const T* target, int64_t n
   const T s = static_cast<T>((half ? 1.0 : 2.0) *
                              (r == Reduction::mean ? 1.0 / static_cast<double>(n) : 1.0));
   if (r != Reduction::none) per = nullptr;
+  if constexpr (std::is_same_v<T, float>) {
+    if (const int level = simd_level()) {
+      const double total = simd_chunks(n, nullptr, [=](int64_t b, int64_t e, int64_t*) {
+        float* pp = per != nullptr ? per + b : nullptr;
+#if defined(GRADKIT_HAVE_AVX512)
+        if (level == 2)
+          return avx512::mse_range(grad + b, pp, pred + b, target + b, e - b, s, factor);
+#endif
+        return avx2::mse_range(grad + b, pp, pred + b, target + b, e - b, s, factor);
+      });
+      return finish(total, r, n);
+    }
+  }
   double total = fused(per, n, 3.0 * sizeof(T), [=](int64_t i) {
     T d = pred[i] - target[i];
     grad[i] = d * s;
@@ -106,6 +161,18 @@ double bce_loss_fused(T* grad, T* per, int64_t* n_bad, const T* pred, const T* t
                       Reduction r) {
   const T s = grad_scale<T>(r, n);
   if (r != Reduction::none) per = nullptr;
+  if constexpr (std::is_same_v<T, float>) {
+    if (const int level = simd_level()) {
+      const double total = simd_chunks(n, n_bad, [=](int64_t b, int64_t e, int64_t* bad) {
+        float* pp = per != nullptr ? per + b : nullptr;
+#if defined(GRADKIT_HAVE_AVX512)
+        if (level == 2) return avx512::bce_range(grad + b, pp, bad, pred + b, target + b, e - b, s);
+#endif
+        return avx2::bce_range(grad + b, pp, bad, pred + b, target + b, e - b, s);
+      });
+      return finish(total, r, n);
+    }
+  }
   // Counted in the same pass over the chunk (pred is in cache), one count per chunk.
   auto count_bad = [=](int64_t b, int64_t e) {
     int64_t nb = 0;
@@ -128,6 +195,19 @@ double bce_with_logits_loss_fused(T* grad, T* per, const T* logits, const T* tar
                                   Reduction r) {
   const T s = grad_scale<T>(r, n);
   if (r != Reduction::none) per = nullptr;
+  if constexpr (std::is_same_v<T, float>) {
+    if (const int level = simd_level()) {
+      const double total = simd_chunks(n, nullptr, [=](int64_t b, int64_t e, int64_t*) {
+        float* pp = per != nullptr ? per + b : nullptr;
+#if defined(GRADKIT_HAVE_AVX512)
+        if (level == 2)
+          return avx512::bce_with_logits_range(grad + b, pp, logits + b, target + b, e - b, s);
+#endif
+        return avx2::bce_with_logits_range(grad + b, pp, logits + b, target + b, e - b, s);
+      });
+      return finish(total, r, n);
+    }
+  }
   double total = fused(per, n, 3.0 * sizeof(T), [=](int64_t i) {
     const T z = logits[i], y = target[i];
     const T e = fm::exp(-std::fabs(z));
@@ -145,6 +225,24 @@ double cross_entropy_loss_fused(T* grad, T* per, const T* logits, const int64_t*
   const T s = grad_scale<T>(r, B);
   if (r != Reduction::none) per = nullptr;
   const int64_t rows_per_chunk = std::max<int64_t>(1, kChunk / C);
+  if constexpr (std::is_same_v<T, float>) {
+    if (const int level = simd_level()) {
+      const double total = chunked_sum(
+          B, 12.0 * static_cast<double>(C),
+          [=](int64_t b, int64_t e) {
+            float* pp = per != nullptr ? per + b : nullptr;
+#if defined(GRADKIT_HAVE_AVX512)
+            if (level == 2)
+              return avx512::cross_entropy_rows(grad + b * C, pp, logits + b * C, labels + b,
+                                                e - b, C, s);
+#endif
+            return avx2::cross_entropy_rows(grad + b * C, pp, logits + b * C, labels + b, e - b,
+                                            C, s);
+          },
+          rows_per_chunk);
+      return finish(total, r, B);
+    }
+  }
   double total = chunked_sum(
       B, 3.0 * sizeof(T) * static_cast<double>(C),
       [&](int64_t b, int64_t e) {

@@ -54,6 +54,7 @@ None for unit weights; labels int32; n_threads an int; sums and inertia in float
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 from types import ModuleType
 
@@ -70,15 +71,30 @@ def load(name: str) -> ModuleType:
         return _loaded[name]
     if name not in BACKENDS:
         raise ValueError(f"backend={name!r} must be one of {', '.join(map(repr, BACKENDS))}")
-    module = importlib.import_module(f"gradkit.backends.ops_{name}")
+    if name == "numba":
+        # Starting Numba's OpenMP threading layer resets OpenMP's thread count to all cores,
+        # which would silently override OMP_NUM_THREADS / gk.set_num_threads for every backend.
+        from gradkit import _core
+
+        threads = _core.get_num_threads()
+        module = importlib.import_module("gradkit.backends.ops_numba")
+        set_numba_threads(threads)
+        _core.set_num_threads(threads)
+    else:
+        module = importlib.import_module(f"gradkit.backends.ops_{name}")
     _loaded[name] = module
     return module
 
 
 def available() -> list[str]:
-    """Backends that import here."""
+    """Backends that import here. Numba is only looked up, not imported: importing ops_numba
+    compiles its kernels (seconds, or minutes with an empty cache)."""
     names = []
     for name in BACKENDS:
+        if name == "numba" and name not in _loaded:
+            if importlib.util.find_spec("numba") is not None:
+                names.append(name)
+            continue
         try:
             load(name)
         except ImportError:

@@ -12,7 +12,7 @@ and loss values, summed in float64 per chunk with the chunk partials added in ch
 bitwise the same for 1 or 2 threads.
 
 Speed: the inner loops are written so that gcc vectorises them (no branches, no ordered float
-reduction inside the elementwise pass). With glibc, exp/log/tanh get libmvec's SIMD
+reduction inside the elementwise pass). With glibc, exp/log/log1p/tanh get libmvec's SIMD
 versions (declared below; math.h only declares them under -ffast-math, which would also break
 NaN handling), accurate to a few ulp.
 """
@@ -25,6 +25,8 @@ cdef extern from *:
     GK_SIMD double exp(double);
     GK_SIMD float logf(float);
     GK_SIMD double log(double);
+    GK_SIMD float log1pf(float);
+    GK_SIMD double log1p(double);
     GK_SIMD float tanhf(float);
     GK_SIMD double tanh(double);
     #endif
@@ -33,9 +35,8 @@ cdef extern from *:
 from cython cimport floating
 from cython.parallel cimport prange
 from libc cimport math as cmath
-from libc.math cimport exp, expf, log, logf, tanhf
+from libc.math cimport exp, expf, log, logf, log1p, log1pf, tanhf
 from libc.stdint cimport int64_t
-from libc.stdlib cimport malloc, free
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 cimport openmp
 
@@ -52,6 +53,8 @@ cdef enum:
     # Elements per pass of a loss kernel: per-element values wait in a stack buffer this long
     # before they are summed, so the elementwise loop has no ordered reduction in it.
     BLOCK = 256
+    # Elements per block of rows in softmax and cross-entropy (or one row, if longer).
+    ROW_BLOCK = 2048
 
 cdef enum Activation:
     ACT_NONE, ACT_RELU, ACT_LEAKY_RELU, ACT_SIGMOID, ACT_TANH
@@ -92,13 +95,10 @@ cdef inline floating _log(floating x) noexcept nogil:
 
 
 cdef inline floating _log1p(floating x) noexcept nogil:
-    # log(1 + x) from log alone (Goldberg's trick): u = 1 + x rounds, but x / (u - 1) corrects
-    # for that rounding to within a few ulp. libmvec's log is about 4x faster than its log1p,
-    # and the select keeps the loop branch-free (the unused side may be NaN: u == 1).
-    cdef floating one = 1
-    cdef floating u = one + x
-    cdef floating r = _log(u) * (x / (u - one))
-    return r if u != one else x
+    if floating is float:
+        return log1pf(x)
+    else:
+        return log1p(x)
 
 
 cdef inline floating _tanh(floating x) noexcept nogil:
@@ -324,30 +324,54 @@ def tanh_backward(dy, y):
     return _derivative(dy, y, ACT_TANH)
 
 
-cdef double _exp_row(const floating* x, floating* e, Py_ssize_t n,
-                     floating* top_out) noexcept nogil:
-    # e = exp(x - max(x)); returns the float64 sum of e (and max(x) in top_out).
-    cdef Py_ssize_t j
-    cdef floating top = x[0]
-    cdef double total = 0
-    for j in range(1, n):
-        if x[j] > top:
-            top = x[j]
-    top_out[0] = top
-    for j in range(n):
-        e[j] = _exp(x[j] - top)
-        total += e[j]
-    return total
+cdef inline Py_ssize_t _rows_per_block(Py_ssize_t cols) noexcept nogil:
+    return ROW_BLOCK // cols if cols < ROW_BLOCK else 1
+
+
+cdef void _exp_rows(const floating* z, floating* e, floating* top, double* total,
+                    Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
+    # For each row r of z (rows, cols), rows <= ROW_BLOCK: top[r] = max, e = exp(z - top[r]),
+    # total[r] = float64 sum of e. The exp is one flat loop over rows * cols elements, so that
+    # short rows (10 classes) still run in full vectors instead of vector + scalar tail per row.
+    cdef Py_ssize_t r, j, k
+    cdef floating m
+    cdef double acc
+    for r in range(rows):
+        m = z[r * cols]
+        for j in range(1, cols):
+            m = z[r * cols + j] if z[r * cols + j] > m else m
+        top[r] = m
+        for j in range(cols):
+            e[r * cols + j] = z[r * cols + j] - m
+    for k in range(rows * cols):
+        e[k] = _exp(e[k])
+    for r in range(rows):
+        acc = 0
+        for j in range(cols):
+            acc += e[r * cols + j]
+        total[r] = acc
+
+
+cdef void _softmax_block(const floating* x, floating* y, Py_ssize_t rows,
+                         Py_ssize_t cols) noexcept nogil:
+    cdef floating top[ROW_BLOCK]
+    cdef double total[ROW_BLOCK]
+    cdef floating s
+    cdef Py_ssize_t r, j
+    _exp_rows(x, y, top, total, rows, cols)
+    for r in range(rows):
+        s = <floating>total[r]
+        for j in range(cols):
+            y[r * cols + j] = y[r * cols + j] / s
 
 
 def _softmax_rows(const floating[:, ::1] x, floating[:, ::1] y):
-    cdef Py_ssize_t rows = x.shape[0], cols = x.shape[1], i, j
-    cdef floating total, top
-    for i in prange(rows, nogil=True, schedule="static", use_threads_if=_parallel(rows * cols)):
-        top = 0  # assigned here so that prange makes it thread-private
-        total = <floating>_exp_row(&x[i, 0], &y[i, 0], cols, &top)
-        for j in range(cols):
-            y[i, j] = y[i, j] / total
+    # Fixed blocks of rows (their size depends on the row length only), one block per task.
+    cdef Py_ssize_t rows = x.shape[0], cols = x.shape[1], per = _rows_per_block(cols), b, r0
+    for b in prange((rows + per - 1) // per, nogil=True, schedule="static",
+                    use_threads_if=_parallel(rows * cols)):
+        r0 = b * per
+        _softmax_block(&x[r0, 0], &y[r0, 0], rows - r0 if rows - r0 < per else per, cols)
 
 
 def softmax(x):
@@ -441,13 +465,13 @@ cdef double _mse_chunk(const floating* p, const floating* t, floating* g, floati
 cdef double _bce_chunk(const floating* p, const floating* t, floating* g, floating* per,
                        floating scale, Py_ssize_t n, int* bad) noexcept nogil:
     # -(y log p + (1 - y) log(1 - p)), each log clamped at -100 as PyTorch does;
-    # d/dp = (p - y) / max(p (1 - p), 1e-12). Sets *bad when some p is outside [0, 1] or NaN.
+    # d/dp = (p - y) / max(p (1 - p), 1e-12). Counts in *bad the p outside [0, 1] or NaN.
     cdef floating block[BLOCK]
     cdef floating* v
     cdef floating q, y, log_p, log_1mp, denom
     cdef floating zero = 0, one = 1, floor = -100, tiny = 1e-12  # typed, see _sigmoid
     cdef double total = 0
-    cdef int invalid = 0
+    cdef int invalid = 0  # at most CHUNK
     cdef Py_ssize_t blk, start, m, i
     for blk in range((n + BLOCK - 1) // BLOCK):
         start = blk * BLOCK
@@ -456,7 +480,7 @@ cdef double _bce_chunk(const floating* p, const floating* t, floating* g, floati
         for i in range(m):
             q = p[start + i]
             y = t[start + i]
-            invalid |= (q < zero) | (q > one) | (q != q)
+            invalid += (q < zero) | (q > one) | (q != q)
             log_p = _log(q)
             log_p = log_p if log_p > floor else floor
             log_1mp = _log1p(-q)
@@ -497,12 +521,11 @@ cdef double _bce_logits_chunk(const floating* z, const floating* t, floating* g,
 
 cdef double _elementwise_loss(LossKind kind, const floating* p, const floating* t, floating* g,
                               floating* per, floating a, floating b, Py_ssize_t n,
-                              bint* invalid) noexcept nogil:
+                              double* partial, int* bad, Py_ssize_t* invalid) noexcept nogil:
     # Runs the chunk kernel of `kind` over fixed chunks (in parallel when large) and adds the
     # chunk partials in chunk order. a, b: the kernel's scalars (scale; or factor, grad scale).
+    # partial and bad have one slot per chunk.
     cdef Py_ssize_t chunks = _chunks(n), c, start, length
-    cdef double* partial = <double*>malloc(chunks * sizeof(double))
-    cdef int* bad = <int*>malloc(chunks * sizeof(int))
     cdef floating* per_c
     cdef double total = 0
     for c in prange(chunks, schedule="static", use_threads_if=_parallel(n)):
@@ -518,27 +541,25 @@ cdef double _elementwise_loss(LossKind kind, const floating* p, const floating* 
             partial[c] = _bce_chunk(p + start, t + start, g + start, per_c, a, length, &bad[c])
         else:
             partial[c] = _bce_logits_chunk(p + start, t + start, g + start, per_c, a, length)
-    invalid[0] = False
+    invalid[0] = 0
     for c in range(chunks):
         total += partial[c]
-        if bad[c]:
-            invalid[0] = True
-    free(partial)
-    free(bad)
+        invalid[0] += bad[c]
     return total
 
 
 def _run_loss(int kind, const floating[::1] p, const floating[::1] t, floating[::1] g,
               floating[::1] per, bint want_per, floating a, floating b):
-    cdef bint invalid
+    cdef Py_ssize_t invalid, n = p.shape[0]
     cdef double total
+    cdef double[::1] partial = np.empty(_chunks(n), dtype=np.float64)
+    cdef int[::1] bad = np.empty(_chunks(n), dtype=np.intc)
     with nogil:
         total = _elementwise_loss(<LossKind>kind, &p[0], &t[0], &g[0],
-                                  &per[0] if want_per else NULL, a, b, p.shape[0], &invalid)
+                                  &per[0] if want_per else NULL, a, b, n, &partial[0], &bad[0],
+                                  &invalid)
     if invalid:
-        # Error path only: count the offenders for the message every backend shares.
-        arr = np.asarray(p)
-        raise ValueError(bce_pred_message(int(np.count_nonzero(~((arr >= 0) & (arr <= 1))))))
+        raise ValueError(bce_pred_message(invalid))
     return total
 
 
@@ -574,22 +595,35 @@ def bce_with_logits_loss(logits, target, reduction="mean"):
     return _loss(LOSS_BCE_LOGITS, logits, target, reduction, _scale(reduction, logits.size))
 
 
+cdef void _cross_entropy_block(const floating* z, const int64_t* labels, floating* g,
+                               double* per_row, floating scale, Py_ssize_t rows,
+                               Py_ssize_t cols) noexcept nogil:
+    # Per row: loss = logsumexp(z) - z[label], grad = (softmax(z) - onehot(label)) * scale.
+    cdef floating top[ROW_BLOCK]
+    cdef double total[ROW_BLOCK]
+    cdef floating factor
+    cdef Py_ssize_t r, j, label
+    _exp_rows(z, g, top, total, rows, cols)  # g = e^(z - max) for now
+    for r in range(rows):
+        per_row[r] = log(total[r])  # its own loop, so that the logs run in vectors
+    for r in range(rows):
+        label = labels[r]
+        per_row[r] = per_row[r] - (z[r * cols + label] - top[r])
+        factor = <floating>(scale / total[r])
+        for j in range(cols):
+            g[r * cols + j] = g[r * cols + j] * factor
+        g[r * cols + label] = g[r * cols + label] - scale
+
+
 def _cross_entropy_rows(const floating[:, ::1] z, const int64_t[::1] labels,
                         floating[:, ::1] g, double[::1] per_row, floating scale):
-    # Per row: loss = logsumexp(z) - z[label], grad = (softmax(z) - onehot(label)) * scale.
     # Row losses land in per_row (float64); the caller sums them in row order.
-    cdef Py_ssize_t rows = z.shape[0], cols = z.shape[1], i, j, label
-    cdef double total
-    cdef floating top, factor
-    for i in prange(rows, nogil=True, schedule="static", use_threads_if=_parallel(rows * cols)):
-        top = 0  # assigned here so that prange makes it thread-private
-        total = _exp_row(&z[i, 0], &g[i, 0], cols, &top)  # g[i] = e^(z - max) for now
-        label = labels[i]
-        per_row[i] = log(total) - (z[i, label] - top)
-        factor = <floating>(scale / total)
-        for j in range(cols):
-            g[i, j] = g[i, j] * factor
-        g[i, label] = g[i, label] - scale
+    cdef Py_ssize_t rows = z.shape[0], cols = z.shape[1], per = _rows_per_block(cols), b, r0
+    for b in prange((rows + per - 1) // per, nogil=True, schedule="static",
+                    use_threads_if=_parallel(rows * cols)):
+        r0 = b * per
+        _cross_entropy_block(&z[r0, 0], &labels[r0], &g[r0, 0], &per_row[r0], scale,
+                             rows - r0 if rows - r0 < per else per, cols)
 
 
 def cross_entropy_loss(logits, labels, reduction="mean"):
