@@ -148,6 +148,7 @@ void bind_mlp(py::module_& m) {
       py::arg("first_step"), py::arg("n_steps"), py::arg("lr"), py::arg("momentum"),
       py::arg("dampening"), py::arg("nesterov"), py::arg("weight_decay"), py::arg("first"),
       py::arg("step_loss"),
-      "Run n_steps mini-batches of an MLP epoch in place (see csrc/kernels/mlp.hpp). Returns the "
-      "steps done (fewer when a loss is not finite).");
+      "Run n_steps mini-batches of MLP training in place (see csrc/kernels/mlp.hpp); perm holds "
+      "one or more epochs' row orders back to back. Returns the steps done (fewer when a loss is "
+      "not finite).");
 }
