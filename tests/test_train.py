@@ -453,3 +453,34 @@ def test_digits_reaches_95_percent():
                momentum=0.9), X[tr], y[tr], epochs=30, batch_size=32, seed=0, progress=False)
     acc = gk.evaluate(model, losses.CrossEntropyLoss(), X[te], y[te]).accuracy
     assert acc >= 0.95
+
+
+@pytest.mark.parametrize("fused_backend", FUSED_BACKENDS)
+def test_several_epochs_per_call_equal_one_epoch_per_call(fused_backend):
+    """Without validation/bar/schedule fit runs epochs in blocks; with validation_data it runs
+    one epoch per call. The parameters and per-epoch losses must not depend on that."""
+    X, y = blobs(90)  # 90 rows, batch 20: 4 full batches and one of 10 per epoch
+    runs = []
+    for validate in (False, True):
+        with gk.use_backend(fused_backend):
+            model = mlp([5, 6, 3], [nn.ReLU])
+            hist = gk.fit(model, losses.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.1,
+                          momentum=0.9), X, y, epochs=5, batch_size=20, seed=3, progress=False,
+                          validation_data=(X, y) if validate else None)
+        runs.append((params_of(model), hist.loss))
+    for a, b in zip(runs[0][0], runs[1][0]):
+        np.testing.assert_array_equal(a, b)
+    assert runs[0][1] == runs[1][1] and len(runs[0][1]) == 5
+
+
+def test_divergence_in_a_later_epoch_of_a_block_names_that_epoch():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 2))
+    y = X.sum(axis=1, keepdims=True)
+    with gk.use_backend("cpp"):
+        model = nn.Linear(2, 1, dtype=np.float64, seed=0)
+        # lr slightly above the stability limit: the loss grows geometrically for many epochs
+        with pytest.raises(TrainingDivergedError, match=r"at epoch (\d\d+), step 1 of 1"):
+            gk.fit(model, losses.MSELoss(), optim.SGD(model.parameters(), lr=1.2), X, y,
+                   epochs=5000, batch_size=40, progress=False)
+    assert np.isfinite(model.weight.value).all()

@@ -77,8 +77,12 @@ int64_t run(py::list weights, py::list biases, py::list weight_bufs, py::list bi
     throw py::type_error("step_loss must be a C-contiguous float64 array");
   auto step_loss = py::reinterpret_borrow<carray<double>>(step_loss_obj);
   const int64_t n_perm = perm.size();
+  const int64_t n_rows = X.shape(0);
+  if (n_rows < 1 || n_perm % n_rows != 0)
+    throw py::value_error("perm must hold whole epochs: a multiple of X's rows");
+  const int64_t steps_per_epoch = batch < 1 ? 0 : (n_rows + batch - 1) / batch;
   if (batch < 1 || first_step < 0 || n_steps < 0 ||
-      (n_steps > 0 && (first_step + n_steps - 1) * batch >= n_perm))
+      first_step + n_steps > steps_per_epoch * (n_perm / n_rows))
     throw py::value_error("steps out of range for the permutation and batch size");
   gkpy::require_dim(step_loss.size(), n_steps, "step_loss size");
 
@@ -105,7 +109,7 @@ int64_t run(py::list weights, py::list biases, py::list weight_bufs, py::list bi
   const int64_t* p = perm.data();
   double* out = step_loss.mutable_data();
   py::gil_scoped_release release;
-  return gk::mlp_epoch<T>(out, layers, T(slope), loss, sgd, x, labels, targets, p, n_perm, batch,
+  return gk::mlp_epoch<T>(out, layers, T(slope), loss, sgd, x, labels, targets, p, n_rows, batch,
                           first_step, n_steps);
 }
 
@@ -144,6 +148,7 @@ void bind_mlp(py::module_& m) {
       py::arg("first_step"), py::arg("n_steps"), py::arg("lr"), py::arg("momentum"),
       py::arg("dampening"), py::arg("nesterov"), py::arg("weight_decay"), py::arg("first"),
       py::arg("step_loss"),
-      "Run n_steps mini-batches of an MLP epoch in place (see csrc/kernels/mlp.hpp). Returns the "
-      "steps done (fewer when a loss is not finite).");
+      "Run n_steps mini-batches of MLP training in place (see csrc/kernels/mlp.hpp); perm holds "
+      "one or more epochs' row orders back to back. Returns the steps done (fewer when a loss is "
+      "not finite).");
 }

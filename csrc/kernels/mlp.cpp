@@ -14,26 +14,59 @@
 namespace gk {
 namespace {
 
+// gk::gemm, but products small enough for gemm's own naive path run here without entering an
+// OpenMP region: for a 2-3-1 network the region's fixed cost is most of a step. Same loop order
+// as gemm_naive, so the result is bitwise the same.
+template <typename T>
+void layer_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* A,
+                int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc, const T* bias = nullptr,
+                Act act = Act::none, T slope = T(0)) {
+  if (double(M) * N * K > 4096.0) {
+    gemm<T>(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc, false, bias, act, slope);
+    return;
+  }
+  for (int64_t i = 0; i < M; ++i) {
+    for (int64_t j = 0; j < N; ++j) {
+      T acc = T(0);
+      for (int64_t p = 0; p < K; ++p) {
+        const T a = trans_a ? A[p * lda + i] : A[i * lda + p];
+        const T b = trans_b ? B[j * ldb + p] : B[p * ldb + j];
+        acc += a * b;
+      }
+      if (bias) acc += bias[j];
+      C[i * ldc + j] = apply_act(acc, act, slope);
+    }
+  }
+}
+
+// f(i) for i in [0, n) on nt threads; a serial loop outside any OpenMP region when nt == 1
+// (even an `if(false)` region costs a team set-up, which dominates tiny networks).
+template <typename F>
+void parallel_for(int64_t n, int nt, F&& f) {
+  if (nt <= 1) {
+    for (int64_t i = 0; i < n; ++i) f(i);
+    return;
+  }
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (int64_t i = 0; i < n; ++i) f(i);
+}
+
 // dz = dy * act'(y), in place on d (n values), from the forward output y.
 template <typename T>
 void act_backward_inplace(T* d, const T* y, int64_t n, Act act, T slope) {
   const int nt = threads_for(double(n));
   switch (act) {
     case Act::relu:
-#pragma omp parallel for num_threads(nt) schedule(static)
-      for (int64_t i = 0; i < n; ++i) d[i] = y[i] > T(0) ? d[i] : T(0);
+      parallel_for(n, nt, [=](int64_t i) { d[i] = y[i] > T(0) ? d[i] : T(0); });
       break;
     case Act::leaky_relu:
-#pragma omp parallel for num_threads(nt) schedule(static)
-      for (int64_t i = 0; i < n; ++i) d[i] = y[i] > T(0) ? d[i] : d[i] * slope;
+      parallel_for(n, nt, [=](int64_t i) { d[i] = y[i] > T(0) ? d[i] : d[i] * slope; });
       break;
     case Act::sigmoid:
-#pragma omp parallel for num_threads(nt) schedule(static)
-      for (int64_t i = 0; i < n; ++i) d[i] = d[i] * y[i] * (T(1) - y[i]);
+      parallel_for(n, nt, [=](int64_t i) { d[i] = d[i] * y[i] * (T(1) - y[i]); });
       break;
     case Act::tanh:
-#pragma omp parallel for num_threads(nt) schedule(static)
-      for (int64_t i = 0; i < n; ++i) d[i] = d[i] * (T(1) - y[i] * y[i]);
+      parallel_for(n, nt, [=](int64_t i) { d[i] = d[i] * (T(1) - y[i] * y[i]); });
       break;
     default:
       break;
@@ -101,17 +134,16 @@ template <typename T>
 void sgd_update(T* param, const T* grad, T* buf, int64_t n, const SgdParams& s) {
   const T lr = T(s.lr), mom = T(s.momentum), damp = T(1.0 - s.dampening), wd = T(s.weight_decay);
   const bool use_wd = s.weight_decay != 0.0, use_mom = s.momentum != 0.0;
-  const int nt = threads_for(4.0 * double(n));
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t i = 0; i < n; ++i) {
+  const bool first = s.first, nesterov = s.nesterov;
+  parallel_for(n, threads_for(4.0 * double(n)), [=](int64_t i) {
     T g = use_wd ? grad[i] + wd * param[i] : grad[i];
     if (use_mom) {
-      const T b = s.first ? g : mom * buf[i] + damp * g;
+      const T b = first ? g : mom * buf[i] + damp * g;
       buf[i] = b;
-      g = s.nesterov ? g + mom * b : b;
+      g = nesterov ? g + mom * b : b;
     }
     param[i] -= lr * g;
-  }
+  });
 }
 
 }  // namespace
@@ -119,8 +151,9 @@ void sgd_update(T* param, const T* grad, T* buf, int64_t n, const SgdParams& s) 
 template <typename T>
 int64_t mlp_epoch(double* step_loss, std::vector<MlpLayer<T>>& layers, T slope,
                   const MlpLossParams& loss, const SgdParams& sgd_in, const T* X,
-                  const int64_t* labels, const T* targets, const int64_t* perm, int64_t n_perm,
+                  const int64_t* labels, const T* targets, const int64_t* perm, int64_t n_rows,
                   int64_t batch, int64_t first_step, int64_t n_steps) {
+  const int64_t steps_per_epoch = (n_rows + batch - 1) / batch;
   const size_t L = layers.size();
   const int64_t in0 = layers.front().in;
   const int64_t n_out = layers.back().out;
@@ -141,36 +174,47 @@ int64_t mlp_epoch(double* step_loss, std::vector<MlpLayer<T>>& layers, T slope,
 
   SgdParams sgd = sgd_in;
   for (int64_t s = 0; s < n_steps; ++s) {
-    const int64_t start = (first_step + s) * batch;
-    const int64_t m = std::min(batch, n_perm - start);
-    const int64_t* rows = perm + start;
+    const int64_t epoch = (first_step + s) / steps_per_epoch;
+    const int64_t offset = ((first_step + s) % steps_per_epoch) * batch;
+    const int64_t m = std::min(batch, n_rows - offset);
+    const int64_t* rows = perm + epoch * n_rows + offset;
 
-    // Gather the batch (and its targets) into contiguous buffers.
-    const int nt_gather = threads_for(double(m * in0));
-#pragma omp parallel for num_threads(nt_gather) schedule(static)
-    for (int64_t i = 0; i < m; ++i)
-      std::memcpy(&xb[size_t(i * in0)], X + rows[i] * in0, sizeof(T) * size_t(in0));
-    if (loss.kind == MlpLoss::cross_entropy) {
-      for (int64_t i = 0; i < m; ++i) lb[size_t(i)] = labels[rows[i]];
-    } else {
-      for (int64_t i = 0; i < m; ++i)
-        std::memcpy(&tb[size_t(i * n_out)], targets + rows[i] * n_out, sizeof(T) * size_t(n_out));
+    // Gather the batch (and its targets) into contiguous buffers, unless its rows already are
+    // consecutive (no shuffle): then read X in place.
+    bool consecutive = true;
+    for (int64_t i = 1; i < m && consecutive; ++i) consecutive = rows[i] == rows[0] + i;
+    const T* xin = X + rows[0] * in0;
+    const int64_t* lab = labels ? labels + rows[0] : nullptr;
+    const T* tgt = targets ? targets + rows[0] * n_out : nullptr;
+    if (!consecutive) {
+      T* xbuf = xb.data();
+      parallel_for(m, threads_for(double(m * in0)), [=](int64_t i) {
+        std::memcpy(xbuf + i * in0, X + rows[i] * in0, sizeof(T) * size_t(in0));
+      });
+      xin = xbuf;
+      if (loss.kind == MlpLoss::cross_entropy) {
+        for (int64_t i = 0; i < m; ++i) lb[size_t(i)] = labels[rows[i]];
+        lab = lb.data();
+      } else {
+        for (int64_t i = 0; i < m; ++i)
+          std::memcpy(&tb[size_t(i * n_out)], targets + rows[i] * n_out, sizeof(T) * size_t(n_out));
+        tgt = tb.data();
+      }
     }
 
     // Forward: a_l = act(a_{l-1} W_lᵀ + b_l), bias and activation fused into the GEMM.
-    const T* input = xb.data();
+    const T* input = xin;
     for (size_t l = 0; l < L; ++l) {
       const MlpLayer<T>& ly = layers[l];
-      gemm<T>(false, true, m, ly.out, ly.in, input, ly.in, ly.weight, ly.in, act[l].data(),
-              ly.out, false, ly.bias, ly.act, slope);
+      layer_gemm<T>(false, true, m, ly.out, ly.in, input, ly.in, ly.weight, ly.in, act[l].data(),
+                    ly.out, ly.bias, ly.act, slope);
       input = act[l].data();
     }
 
     // Loss and dL/d(output) in one pass, then through the last activation.
     T* dz = d0.data();
     T* dnext = d1.data();
-    const double value = loss_forward_backward(dz, act[L - 1].data(), m, n_out, loss, lb.data(),
-                                               tb.data());
+    const double value = loss_forward_backward(dz, act[L - 1].data(), m, n_out, loss, lab, tgt);
     step_loss[s] = value;
     if (!std::isfinite(value)) return s;
     act_backward_inplace(dz, act[L - 1].data(), m * n_out, layers[L - 1].act, slope);
@@ -178,8 +222,8 @@ int64_t mlp_epoch(double* step_loss, std::vector<MlpLayer<T>>& layers, T slope,
     // Backward: dW = dzᵀ a_{l-1}, db = column sums of dz, dz_{l-1} = (dz W) * act'(a_{l-1}).
     for (size_t l = L; l-- > 0;) {
       const MlpLayer<T>& ly = layers[l];
-      const T* a_prev = l > 0 ? act[l - 1].data() : xb.data();
-      gemm<T>(true, false, ly.out, ly.in, m, dz, ly.out, a_prev, ly.in, dw[l].data(), ly.in);
+      const T* a_prev = l > 0 ? act[l - 1].data() : xin;
+      layer_gemm<T>(true, false, ly.out, ly.in, m, dz, ly.out, a_prev, ly.in, dw[l].data(), ly.in);
       if (ly.bias) {
         T* g = db[l].data();
         std::fill(g, g + ly.out, T(0));
@@ -189,7 +233,7 @@ int64_t mlp_epoch(double* step_loss, std::vector<MlpLayer<T>>& layers, T slope,
         }
       }
       if (l > 0) {
-        gemm<T>(false, false, m, ly.in, ly.out, dz, ly.out, ly.weight, ly.in, dnext, ly.in);
+        layer_gemm<T>(false, false, m, ly.in, ly.out, dz, ly.out, ly.weight, ly.in, dnext, ly.in);
         act_backward_inplace(dnext, act[l - 1].data(), m * ly.in, layers[l - 1].act, slope);
         std::swap(dz, dnext);
       }

@@ -5,7 +5,10 @@
 //
 // Shapes: X is (N, IN0); layer l has weight (OUT_l, IN_l), bias (OUT_l) and IN_{l+1} = OUT_l.
 // Targets: labels (N,) int64 in [0, OUT_last) for cross-entropy, else targets (N, OUT_last).
-// Mini-batch s takes the rows perm[s * batch, min((s + 1) * batch, n_perm)).
+// perm holds the row order of one or more epochs back to back (n_perm = epochs * N); each epoch
+// is split into ceil(N / batch) mini-batches, the last one possibly smaller, so step s takes
+// rows perm[e * N + k * batch, e * N + min((k + 1) * batch, N)) with e = s / steps_per_epoch and
+// k = s % steps_per_epoch. Several epochs per call save the per-call cost for tiny networks.
 // Deterministic: GEMM splits over rows/columns only, every other loop is elementwise or
 // reduces in a fixed order, so 1 and 2 threads give bitwise the same parameters.
 // The kernel trusts its input (sizes consistent, indices in range, buffers not aliased).
@@ -46,14 +49,15 @@ struct MlpLossParams {
   bool half = false;  // MSE only: the 1/(2m) form
 };
 
-// Runs mini-batches first_step .. first_step + n_steps - 1 of the epoch.
+// Runs mini-batches first_step .. first_step + n_steps - 1 (counted across the epochs in perm);
+// n_rows = N, the rows of X (one epoch).
 // step_loss (n_steps) OUT: each batch's loss value (float64) before its update.
 // Returns the number of steps done: fewer than n_steps when a loss is not finite, in which case
 // that batch's loss is written and no update is made for it (parameters stay as they were).
 template <typename T>
 int64_t mlp_epoch(double* step_loss, std::vector<MlpLayer<T>>& layers, T slope,
                   const MlpLossParams& loss, const SgdParams& sgd, const T* X,
-                  const int64_t* labels, const T* targets, const int64_t* perm, int64_t n_perm,
+                  const int64_t* labels, const T* targets, const int64_t* perm, int64_t n_rows,
                   int64_t batch, int64_t first_step, int64_t n_steps);
 
 }  // namespace gk

@@ -105,8 +105,9 @@ def kmeans_plusplus(X, sample_weight, n_clusters, n_local_trials, uniforms, n_th
 # mlp_epoch(weights, biases, weight_bufs, bias_bufs, activations, slope, loss, reduction, half,
 #           X, y, perm, batch_size, first_step, n_steps, lr, momentum, dampening, nesterov,
 #           weight_decay, first, step_loss) -> steps done
-# Runs mini-batches first_step .. first_step + n_steps - 1 of an epoch (rows perm[s*batch : ...])
-# in place on the parameters and momentum buffers; writes each batch's loss to step_loss and
+# perm holds one or more epochs' row orders back to back (a multiple of X's rows); each epoch
+# is cut into ceil(N / batch) mini-batches (the last may be smaller). Runs mini-batches
+# first_step .. first_step + n_steps - 1, counted across those epochs, in place on the parameters and momentum buffers; writes each batch's loss to step_loss and
 # stops early (returning the steps done) at a non-finite loss, without updating for it.
 # loss in MLP_LOSSES; y is int64 labels (N,) for "cross_entropy", else targets (N, OUT).
 

@@ -943,7 +943,8 @@ def _mlp_epoch_flat(theta, bufs, off_w, off_b, dims, acts, slope, loss_code, mea
                     labels, targets, perm, batch, first_step, n_steps, lr, momentum, dampening,
                     nesterov, weight_decay, first, step_loss):
     n_layers = dims.shape[0] - 1
-    n_perm = perm.shape[0]
+    n_rows = X.shape[0]
+    steps_per_epoch = (n_rows + batch - 1) // batch
     n_out = dims[n_layers]
     grad = np.zeros_like(theta)
     xb = np.empty((batch, dims[0]), dtype=X.dtype)
@@ -951,8 +952,9 @@ def _mlp_epoch_flat(theta, bufs, off_w, off_b, dims, acts, slope, loss_code, mea
     tb = np.empty((batch, n_out), dtype=X.dtype)
     lb = np.empty(batch, dtype=np.int64)
     for s in range(n_steps):
-        start = (first_step + s) * batch
-        m = min(batch, n_perm - start)
+        offset = ((first_step + s) % steps_per_epoch) * batch
+        start = ((first_step + s) // steps_per_epoch) * n_rows + offset
+        m = min(batch, n_rows - offset)
         for i in range(m):
             r = perm[start + i]
             xb[i, :] = X[r, :]
