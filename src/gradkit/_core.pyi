@@ -98,8 +98,8 @@ def mlp_epoch(weights: list[_Array[_F]], biases: list[_Array[_F] | None],
               lr: float, momentum: float, dampening: float, nesterov: bool, weight_decay: float,
               first: bool, step_loss: npt.NDArray[np.float64]) -> int:
     """Run n_steps mini-batches of an MLP epoch in place (forward, loss, backward, SGD update)
-    over the rows perm[first_step * batch_size:]; per-step losses go to step_loss. Returns the
-    steps done (fewer when a loss is not finite)."""
+    over the rows perm[first_step * batch_size:] (perm may hold several epochs back to back);
+    per-step losses go to step_loss. Returns the steps done (fewer when a loss is not finite)."""
 
 # ------------------------------------------------------------------------ cluster.cpp
 # sample_weight is None (unit weights) or a C-contiguous array of X's dtype; labels are int32.
