@@ -32,6 +32,24 @@ Optimiser
     sgd_step(param, grad, buf, lr, momentum, dampening, nesterov, weight_decay, first) -> None
         in place on param and buf (buf is None when momentum == 0); PyTorch semantics: with
         momentum, buf = g on the first step, else buf = momentum*buf + (1-dampening)*g.
+K-means (X (n, d) and centers (k, d) of one float dtype; sample_weight (n,) of that dtype or
+None for unit weights; labels int32; n_threads an int; sums and inertia in float64)
+    kmeans_lloyd_step(X, sample_weight, centers, labels, n_threads)
+        -> (centers_new, n_changed, center_shift, inertia)
+        one pass over X: labels (in place; -1 before the first step) = nearest centre, first on
+        ties, by ||c||^2 - 2 x.c; n_changed counts labels that moved; centers_new = weighted
+        means; an empty cluster takes the point farthest from its centre (farthest first, ties
+        to the lower index), which leaves its old cluster; center_shift = sum ||new - old||^2;
+        inertia = sum w (||x||^2 + ||c||^2 - 2 x.c) with the old centres.
+    kmeans_assign(X, sample_weight, centers, n_threads) -> (labels, inertia)
+    kmeans_inertia(X, sample_weight, centers, labels, n_threads) -> float, from differences
+    kmeans_lloyd(X, sample_weight, centers_init, max_iter, tol, n_threads)
+        -> (centers, labels, inertia, n_iter): scikit-learn's loop (strict convergence when
+        no label changes, else stop when center_shift <= tol; final assignment unless strict).
+    kmeans_plusplus(X, sample_weight, n_clusters, n_local_trials, uniforms, n_threads)
+        -> indices int64: greedy k-means++ driven by uniforms in [0, 1) of length
+        1 + (n_clusters - 1) * n_local_trials (first centre ~ w, candidates ~ w D^2 via the
+        first index whose running sum reaches u * total).
 """
 from __future__ import annotations
 

@@ -188,3 +188,127 @@ def sgd_step(param, grad, buf, lr, momentum, dampening, nesterov, weight_decay, 
             buf += param.dtype.type(1 - dampening) * g
         g = g + param.dtype.type(momentum) * buf if nesterov else buf
     param -= param.dtype.type(lr) * g
+
+
+# ---- k-means
+# X (n, d) and centers (k, d) share one float dtype; sample_weight is (n,) of that dtype or
+# None for unit weights; labels are int32. Sums, weights, inertia and shifts are float64.
+
+
+def _kmeans_weights(sample_weight, n):
+    return np.ones(n) if sample_weight is None else sample_weight.astype(np.float64)
+
+
+def _kmeans_nearest(X, centers):
+    # argmin_j ||c_j||^2 - 2 x.c_j (the ||x||^2 term does not change the argmin); first on ties.
+    cnorm = np.einsum("ij,ij->i", centers, centers)
+    dist = cnorm[None, :] - 2 * (X @ centers.T)
+    labels = np.argmin(dist, axis=1).astype(np.int32)
+    return labels, dist[np.arange(X.shape[0]), labels]
+
+
+def _kmeans_relocate_empty(sums, weight, X, w, centers, labels):
+    # Empty clusters take the points farthest from their centres, farthest first (ties: lower
+    # index); each point leaves its old cluster's sums. Labels stay as they are (scikit-learn).
+    empty = np.flatnonzero(weight == 0)
+    if empty.size == 0:
+        return 0
+    diff = X.astype(np.float64) - centers[labels].astype(np.float64)
+    dist = np.einsum("ij,ij->i", diff, diff)
+    far = np.lexsort((np.arange(X.shape[0]), -dist))[: empty.size]
+    for fresh, i in zip(empty, far):
+        moved = w[i] * X[i].astype(np.float64)
+        sums[labels[i]] -= moved
+        sums[fresh] = moved
+        weight[fresh] = w[i]
+        weight[labels[i]] -= w[i]
+    return int(empty.size)
+
+
+def kmeans_lloyd_step(X, sample_weight, centers, labels, n_threads=1):
+    n, k = X.shape[0], centers.shape[0]
+    w = _kmeans_weights(sample_weight, n)
+    new_labels, mind = _kmeans_nearest(X, centers)
+    n_changed = int(np.count_nonzero(new_labels != labels))
+    labels[...] = new_labels
+    x64 = X.astype(np.float64)
+    sq = np.einsum("ij,ij->i", x64, x64)
+    inertia = float(np.sum(w * np.maximum(0.0, sq + mind)))
+    weight = np.bincount(labels, weights=w, minlength=k)
+    sums = np.zeros((k, X.shape[1]))
+    np.add.at(sums, labels, w[:, None] * x64)
+    _kmeans_relocate_empty(sums, weight, X, w, centers, labels)
+    scale = np.where(weight > 0, 1.0 / np.where(weight > 0, weight, 1.0), 1.0)
+    centers_new = (sums * scale[:, None]).astype(X.dtype)
+    shift = float(np.sum((centers_new.astype(np.float64) - centers) ** 2))
+    return centers_new, n_changed, shift, inertia
+
+
+def kmeans_assign(X, sample_weight, centers, n_threads=1):
+    w = _kmeans_weights(sample_weight, X.shape[0])
+    labels, mind = _kmeans_nearest(X, centers)
+    x64 = X.astype(np.float64)
+    sq = np.einsum("ij,ij->i", x64, x64)
+    return labels, float(np.sum(w * np.maximum(0.0, sq + mind)))
+
+
+def kmeans_inertia(X, sample_weight, centers, labels, n_threads=1):
+    w = _kmeans_weights(sample_weight, X.shape[0])
+    diff = X.astype(np.float64) - centers[labels].astype(np.float64)
+    return float(np.sum(w * np.einsum("ij,ij->i", diff, diff)))
+
+
+def kmeans_lloyd_loop(step, assign, inertia, X, sample_weight, centers_init, max_iter, tol,
+                      n_threads):
+    """scikit-learn's Lloyd loop over a backend's step: stop when the labels do not change
+    (strict) or the squared centre shift is <= tol; then a final assignment unless strict."""
+    centers = centers_init.copy()
+    labels = np.full(X.shape[0], -1, dtype=np.int32)
+    strict = False
+    for it in range(max_iter):
+        centers, n_changed, shift, _ = step(X, sample_weight, centers, labels, n_threads)
+        if n_changed == 0:
+            strict = True
+            break
+        if shift <= tol:
+            break
+    if not strict:
+        labels, _ = assign(X, sample_weight, centers, n_threads)
+    return centers, labels, inertia(X, sample_weight, centers, labels, n_threads), it + 1
+
+
+def kmeans_lloyd(X, sample_weight, centers_init, max_iter, tol, n_threads=1):
+    return kmeans_lloyd_loop(kmeans_lloyd_step, kmeans_assign, kmeans_inertia, X, sample_weight,
+                             centers_init, max_iter, tol, n_threads)
+
+
+def kmeans_plusplus(X, sample_weight, n_clusters, n_local_trials, uniforms, n_threads=1):
+    # Greedy k-means++: the first centre drawn with probability w, then per step the best of
+    # n_local_trials candidates drawn with probability w D(x)^2 (the one that lowers the
+    # potential sum w D^2 most). D^2 stays in X's dtype.
+    n = X.shape[0]
+    w = _kmeans_weights(sample_weight, n)
+    sq = np.einsum("ij,ij->i", X, X)
+
+    def sqdist(idx):
+        cands = X[idx]
+        cn = np.einsum("ij,ij->i", cands, cands)
+        return np.maximum(sq[:, None] + cn[None, :] - 2 * (X @ cands.T), 0).astype(X.dtype)
+
+    def draw(mass, targets):
+        return np.minimum(np.searchsorted(np.cumsum(mass), targets, side="left"), n - 1)
+
+    indices = np.empty(n_clusters, dtype=np.int64)
+    indices[0] = draw(w, uniforms[0] * w.sum())
+    closest = sqdist(indices[:1])[:, 0]
+    current = float(w @ closest)
+    for c in range(1, n_clusters):
+        u = uniforms[1 + (c - 1) * n_local_trials: 1 + c * n_local_trials]
+        cand = draw(w * closest, u * current)
+        dist = np.minimum(sqdist(cand), closest[:, None])
+        pots = w @ dist.astype(np.float64)
+        best = int(np.argmin(pots))
+        current = float(pots[best])
+        closest = dist[:, best]
+        indices[c] = cand[best]
+    return indices

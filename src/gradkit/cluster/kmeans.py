@@ -1,0 +1,287 @@
+"""KMeans: a scikit-learn estimator whose Lloyd iterations run in one pass over X each.
+
+Semantics follow sklearn.cluster.KMeans(algorithm="lloyd"): the tolerance is relative to the
+mean feature variance, iterations stop when the labels no longer change (strict convergence)
+or when the squared centre shift is within tol, a final assignment makes the labels match the
+returned centres, empty clusters are relocated to the farthest points, and the best of n_init
+runs by inertia is kept. Unlike scikit-learn, X is neither copied nor centred: the memory
+beyond X is O(threads x block x k + k x d) plus the labels.
+"""
+from __future__ import annotations
+
+import numbers
+import warnings
+
+import numpy as np
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    ClusterMixin,
+    TransformerMixin,
+    _fit_context,
+)
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_array,
+    check_is_fitted,
+    validate_data,
+)
+
+from gradkit import _config
+
+_DTYPES = [np.float64, np.float32]
+_VARIANCE_CHUNK = 1 << 16  # rows per chunk when computing the variance without a copy of X
+
+
+def _ops():
+    """The selected backend, or the C++ one for backends without k-means kernels (cython)."""
+    ops = _config.ops()
+    if not hasattr(ops, "kmeans_lloyd"):
+        from gradkit.backends import load
+
+        ops = load("cpp")
+    return ops
+
+
+def _threads(n_threads):
+    return _config.get_num_threads() if n_threads is None else int(n_threads)
+
+
+def _weights(sample_weight, X):
+    """None stays None (unit weights without an n-vector); otherwise a checked array."""
+    if sample_weight is None:
+        return None
+    return _check_sample_weight(sample_weight, X, dtype=X.dtype, ensure_non_negative=True)
+
+
+def _mean_variance(X):
+    """np.mean(np.var(X, axis=0)) in float64, by chunks of rows (np.var would copy X)."""
+    n = X.shape[0]
+    mean = np.add.reduce(X, axis=0, dtype=np.float64) / n
+    total = np.zeros(X.shape[1])
+    for start in range(0, n, _VARIANCE_CHUNK):
+        diff = X[start:start + _VARIANCE_CHUNK] - mean
+        total += np.einsum("ij,ij->j", diff, diff)
+    return float(np.mean(total / n))
+
+
+def _n_local_trials(n_clusters):
+    return 2 + int(np.log(n_clusters))
+
+
+def _plusplus_indices(X, sample_weight, n_clusters, random_state, n_threads):
+    trials = _n_local_trials(n_clusters)
+    uniforms = random_state.uniform(size=1 + (n_clusters - 1) * trials)
+    return _ops().kmeans_plusplus(X, sample_weight, n_clusters, trials, uniforms,
+                                         n_threads)
+
+
+def _check_n_clusters(n_clusters, n_samples):
+    if n_clusters > n_samples:
+        raise ValueError(f"n_clusters={n_clusters} must be <= n_samples={n_samples}")
+
+
+def kmeans_plusplus(X, n_clusters, *, sample_weight=None, random_state=None,
+                    n_local_trials=None):
+    """Greedy k-means++ seeding: returns (centers (n_clusters, d), indices (n_clusters,)).
+
+    Each new centre is the best of ``n_local_trials`` (default ``2 + int(ln k)``) candidates
+    drawn with probability proportional to ``w * D(x)^2``: the one that lowers the potential
+    ``sum w D^2`` most. float32 data stays float32.
+    """
+    if isinstance(n_clusters, bool) or not isinstance(n_clusters, numbers.Integral):
+        raise TypeError(f"n_clusters must be an int, got {type(n_clusters).__name__}")
+    if n_clusters < 1:
+        raise ValueError(f"n_clusters={n_clusters} must be >= 1")
+    X = check_array(X, dtype=_DTYPES, order="C", input_name="X")
+    _check_n_clusters(n_clusters, X.shape[0])
+    if n_local_trials is None:
+        n_local_trials = _n_local_trials(n_clusters)
+    elif isinstance(n_local_trials, bool) or not isinstance(n_local_trials, numbers.Integral) \
+            or n_local_trials < 1:
+        raise ValueError(f"n_local_trials={n_local_trials!r} must be an int >= 1")
+    sample_weight = _weights(sample_weight, X)
+    rs = check_random_state(random_state)
+    uniforms = rs.uniform(size=1 + (n_clusters - 1) * n_local_trials)
+    indices = _ops().kmeans_plusplus(X, sample_weight, int(n_clusters),
+                                            int(n_local_trials), uniforms, _threads(None))
+    return X[indices], indices
+
+
+_LABEL_CHUNK = 1 << 20  # labels per chunk: np.bincount/np.unique copy their input to intp
+
+
+def _count_distinct(labels, n_clusters):
+    counts = np.zeros(n_clusters, dtype=np.int64)
+    for start in range(0, labels.shape[0], _LABEL_CHUNK):
+        counts += np.bincount(labels[start:start + _LABEL_CHUNK], minlength=n_clusters)
+    return int(np.count_nonzero(counts))
+
+
+def _same_clustering(labels1, labels2, n_clusters):
+    """True when two labelings are equal up to a permutation of the cluster ids."""
+    pairs = set()
+    for start in range(0, labels1.shape[0], _LABEL_CHUNK):
+        a = labels1[start:start + _LABEL_CHUNK].astype(np.int64)
+        b = labels2[start:start + _LABEL_CHUNK]
+        pairs.update(np.unique(a * n_clusters + b).tolist())
+    firsts = [p // n_clusters for p in pairs]
+    return len(firsts) == len(set(firsts))
+
+
+class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, BaseEstimator):
+    """K-means clustering (Lloyd), a drop-in for sklearn.cluster.KMeans(algorithm="lloyd").
+
+    Parameters
+    ----------
+    n_clusters : int, default=8
+    init : {"k-means++", "random"} or array of shape (n_clusters, n_features)
+    n_init : "auto" or int, default="auto" (1 for "k-means++" or an array, 10 for "random")
+    max_iter : int, default=300
+    tol : float, default=1e-4, relative to the mean feature variance of X
+    random_state : None, int or RandomState
+    n_threads : int or None, default=None (OpenMP's max threads, which threadpoolctl limits)
+
+    Attributes: cluster_centers_, labels_ (int32), inertia_, n_iter_, n_features_in_.
+    """
+
+    _parameter_constraints: dict = {
+        "n_clusters": [Interval(numbers.Integral, 1, None, closed="left")],
+        "init": [StrOptions({"k-means++", "random"}), "array-like"],
+        "n_init": [StrOptions({"auto"}), Interval(numbers.Integral, 1, None, closed="left")],
+        "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
+        "tol": [Interval(numbers.Real, 0, None, closed="left")],
+        "random_state": ["random_state"],
+        "n_threads": [None, Interval(numbers.Integral, 1, None, closed="left")],
+    }
+
+    def __init__(self, n_clusters=8, *, init="k-means++", n_init="auto", max_iter=300,
+                 tol=1e-4, random_state=None, n_threads=None):
+        self.n_clusters = n_clusters
+        self.init = init
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.random_state = random_state
+        self.n_threads = n_threads
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+    # ---- fitting
+
+    def _initial_centers(self, X, sample_weight, init, random_state, n_threads):
+        if isinstance(init, np.ndarray):
+            return init
+        if init == "k-means++":
+            idx = _plusplus_indices(X, sample_weight, self.n_clusters, random_state, n_threads)
+        else:  # "random": n_clusters distinct rows, drawn with probability w
+            p = None if sample_weight is None else sample_weight / sample_weight.sum()
+            idx = random_state.choice(X.shape[0], size=self.n_clusters, replace=False, p=p)
+        return X[idx]
+
+    def _check_init(self, X):
+        init = self.init
+        if isinstance(init, str):
+            return init
+        expected = (self.n_clusters, X.shape[1])
+        if np.ndim(init) != 2:
+            raise ValueError(f"init has shape {np.shape(init)}; it must be (n_clusters, "
+                             f"n_features) = {expected}")
+        init = check_array(init, dtype=X.dtype, order="C", copy=True, input_name="init")
+        if init.shape != expected:
+            raise ValueError(f"init has shape {init.shape}; it must be (n_clusters, n_features) "
+                             f"= {expected}")
+        return init
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None, sample_weight=None):
+        """Cluster X (n_samples, n_features); sample_weight (n_samples,) >= 0 or None."""
+        X = validate_data(self, X, dtype=_DTYPES, order="C", accept_sparse=False)
+        _check_n_clusters(self.n_clusters, X.shape[0])
+        sample_weight = _weights(sample_weight, X)
+        init = self._check_init(X)
+        n_init = self.n_init
+        if n_init == "auto":
+            n_init = 10 if isinstance(init, str) and init == "random" else 1
+        if isinstance(init, np.ndarray) and n_init != 1:
+            warnings.warn(f"Explicit initial center position passed: performing only one init "
+                          f"in KMeans instead of n_init={n_init}.", RuntimeWarning, stacklevel=2)
+            n_init = 1
+        tol = self.tol * _mean_variance(X) if self.tol > 0 else 0.0
+        n_threads = _threads(self.n_threads)
+        random_state = check_random_state(self.random_state)
+        ops = _ops()
+
+        best = None
+        for _ in range(n_init):
+            centers0 = self._initial_centers(X, sample_weight, init, random_state, n_threads)
+            centers, labels, inertia, n_iter = ops.kmeans_lloyd(
+                X, sample_weight, centers0, self.max_iter, tol, n_threads)
+            # A run wins on lower inertia unless it is the same clustering (rounding noise),
+            # as scikit-learn decides.
+            if best is None or (inertia < best[2]
+                                and not _same_clustering(labels, best[1], self.n_clusters)):
+                best = (centers, labels, inertia, n_iter)
+
+        centers, labels, inertia, n_iter = best
+        distinct = _count_distinct(labels, self.n_clusters)
+        if distinct < self.n_clusters:
+            warnings.warn(f"Number of distinct clusters ({distinct}) found smaller than "
+                          f"n_clusters ({self.n_clusters}). Possibly due to duplicate points "
+                          "in X.", ConvergenceWarning, stacklevel=2)
+        self.cluster_centers_ = centers
+        self._n_features_out = centers.shape[0]
+        self.labels_ = labels
+        self.inertia_ = float(inertia)
+        self.n_iter_ = int(n_iter)
+        return self
+
+    # ---- using a fitted model
+
+    def _check_test_data(self, X):
+        check_is_fitted(self)
+        return validate_data(self, X, dtype=_DTYPES, order="C", accept_sparse=False, reset=False)
+
+    def _centers_for(self, X):
+        return np.ascontiguousarray(self.cluster_centers_, dtype=X.dtype)
+
+    def predict(self, X, sample_weight=None):
+        """Index of the nearest centre for each row of X (int32)."""
+        X = self._check_test_data(X)
+        labels, _ = _ops().kmeans_assign(X, None, self._centers_for(X),
+                                                _threads(self.n_threads))
+        return labels
+
+    def fit_predict(self, X, y=None, sample_weight=None):
+        return self.fit(X, sample_weight=sample_weight).labels_
+
+    def transform(self, X):
+        """Euclidean distances (n_samples, n_clusters) from each row to each centre."""
+        X = self._check_test_data(X)
+        return self._transform(X)
+
+    def _transform(self, X):
+        c = self._centers_for(X)
+        sq = (np.einsum("ij,ij->i", X, X)[:, None] - 2 * (X @ c.T)
+              + np.einsum("ij,ij->i", c, c)[None, :])
+        return np.sqrt(np.maximum(sq, 0, out=sq), out=sq)
+
+    def fit_transform(self, X, y=None, sample_weight=None):
+        self.fit(X, sample_weight=sample_weight)
+        return self._transform(self._check_test_data(X))
+
+    def score(self, X, y=None, sample_weight=None):
+        """Opposite of the inertia of X on the fitted centres (higher is better)."""
+        X = self._check_test_data(X)
+        sample_weight = _weights(sample_weight, X)
+        centers = self._centers_for(X)
+        ops = _ops()
+        n_threads = _threads(self.n_threads)
+        labels, _ = ops.kmeans_assign(X, sample_weight, centers, n_threads)
+        return -float(ops.kmeans_inertia(X, sample_weight, centers, labels, n_threads))
