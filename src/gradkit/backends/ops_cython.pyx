@@ -559,7 +559,7 @@ def _run_loss(int kind, const floating[::1] p, const floating[::1] t, floating[:
                                   &per[0] if want_per else NULL, a, b, n, &partial[0], &bad[0],
                                   &invalid)
     if invalid:
-        raise ValueError(bce_pred_message(invalid))
+        raise ValueError(bce_pred_message(invalid))  # counted in the fused pass
     return total
 
 
