@@ -57,8 +57,9 @@ def _fmt_time(seconds: float) -> str:
     return f"{seconds / 1e-9:.3g} ns"
 
 
-def load(paths: list[str], stat: str) -> tuple[dict, list[str], list[str]]:
-    """{(group, label): {impl: (seconds, bench)}}, the labels in order, the impls in order."""
+def load(paths: list[str], stat: str, only: str | None = None) -> tuple[dict, list[str], list[str]]:
+    """{(group, label): {impl: (seconds, bench)}}, the labels in order, the impls in order.
+    ``only`` keeps the groups whose name contains that text."""
     rows: dict = {}
     labels: list[str] = []
     impls: list[str] = []
@@ -68,6 +69,8 @@ def load(paths: list[str], stat: str) -> tuple[dict, list[str], list[str]]:
         labels.append(label)
         data = json.loads(Path(path).read_text())
         for bench in data.get("benchmarks", []):
+            if only and only not in (bench.get("group") or bench.get("name")):
+                continue
             impl = _impl_of(bench)
             if impl not in impls:
                 impls.append(impl)
@@ -86,7 +89,9 @@ def table(rows: dict, labels: list[str], impls: list[str], peer: str | None) -> 
             cells = rows.get((group, label))
             if not cells:
                 continue
-            peer_time = cells[peer][0] if peer in cells else None
+            # The peer may carry an environment tag, as in "sklearn[OPENBLAS_CORETYPE=SkylakeX]".
+            peer_name = next((i for i in cells if i == peer or i.startswith(peer + "[")), None)
+            peer_time = cells[peer_name][0] if peer_name else None
             out = [group, label]
             for impl in impls:
                 if impl not in cells:
@@ -97,7 +102,7 @@ def table(rows: dict, labels: list[str], impls: list[str], peer: str | None) -> 
                 rate = _rate(bench, seconds)
                 if rate:
                     parts.append(rate)
-                if peer_time is not None and impl != peer:
+                if peer_time is not None and impl != peer_name:
                     parts.append(f"**{peer_time / seconds:.2f}x**")
                 out.append(", ".join(parts))
             lines.append("| " + " | ".join(out) + " |")
@@ -111,8 +116,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="implementation the ratios are taken against (default: numpy)")
     parser.add_argument("--stat", default="median", choices=["median", "min", "mean"],
                         help="which timing statistic to show (default: median)")
+    parser.add_argument("--group", default=None,
+                        help="only the cases whose group name contains this text")
     args = parser.parse_args(argv)
-    rows, labels, impls = load(args.files, args.stat)
+    rows, labels, impls = load(args.files, args.stat, args.group)
     if not rows:
         print("no benchmarks found", file=sys.stderr)
         return 1

@@ -133,18 +133,21 @@ def test_lloyd_iteration(benchmark, size, k, impl, threads):
     centers = _init(X, k)
     run, check = _one_iteration(impl, X, centers, threads)
     gk.set_num_threads(threads)
-    run()  # labels settle on the first call; also when --benchmark-disable runs each test once
-    out = benchmark.pedantic(run, rounds=7, iterations=1, warmup_rounds=1)
-    check(out)
+    # pytest-benchmark files the result under the group set before the timed call.
     benchmark.group = f"kmeans lloyd iteration {size} k={k} float32 ({source}), {threads} thread(s)"
     benchmark.extra_info["impl"] = impl if impl == "gradkit" else impl + PEER_SUFFIX
     benchmark.extra_info["threads"] = threads
+    run()  # labels settle on the first call; also when --benchmark-disable runs each test once
+    out = benchmark.pedantic(run, rounds=7, iterations=1, warmup_rounds=1)
+    check(out)
 
 
 @pytest.mark.parametrize("impl", ["gradkit", "sklearn"])
 def test_kmeans_plusplus(benchmark, impl):
     X, _ = _dataset("100k x 50")
     fn = kmeans_plusplus if impl == "gradkit" else sk_kmeans_plusplus
+    benchmark.group = "kmeans++ seeding 100k x 50 k=100 float32"
+    benchmark.extra_info["impl"] = impl if impl == "gradkit" else impl + PEER_SUFFIX
     centers, idx = benchmark.pedantic(lambda: fn(X, 100, random_state=0), rounds=3,
                                       iterations=1, warmup_rounds=1)
     # Seeding quality: inertia of the seeds within 10% of scikit-learn's (same algorithm).
@@ -152,19 +155,17 @@ def test_kmeans_plusplus(benchmark, impl):
     inertia = KMeans(100, init=centers, max_iter=1).fit(X).inertia_
     ref = KMeans(100, init=theirs, max_iter=1).fit(X).inertia_
     assert centers.dtype == np.float32 and inertia <= 1.1 * ref
-    benchmark.group = "kmeans++ seeding 100k x 50 k=100 float32"
-    benchmark.extra_info["impl"] = impl if impl == "gradkit" else impl + PEER_SUFFIX
 
 
 @pytest.mark.parametrize("impl", ["gradkit", "sklearn"])
 def test_tiny_fit(benchmark, impl):
     X, _ = make_blobs(n_samples=1000, n_features=2, centers=8, random_state=0)
     cls = KMeans if impl == "gradkit" else SkKMeans
+    benchmark.group = "kmeans whole fit 1000 x 2 k=8 float64"
+    benchmark.extra_info["impl"] = impl if impl == "gradkit" else impl + PEER_SUFFIX
     model = benchmark(lambda: cls(8, random_state=0).fit(X))
     ref = SkKMeans(8, random_state=0).fit(X)
     np.testing.assert_allclose(model.inertia_, ref.inertia_, rtol=0.05)
-    benchmark.group = "kmeans whole fit 1000 x 2 k=8 float64"
-    benchmark.extra_info["impl"] = impl if impl == "gradkit" else impl + PEER_SUFFIX
 
 
 _MEMORY_SCRIPT = textwrap.dedent("""
@@ -192,10 +193,11 @@ def test_memory_fit_10M_x_16(benchmark):
                              capture_output=True, text=True, env=env).stdout.split()
         return int(out[0]), int(out[1]), int(out[2])
 
-    extra, data, n_iter = benchmark.pedantic(run, rounds=1, iterations=1)
     benchmark.group = "kmeans fit 10M x 16 float32 k=8: peak extra memory"
     benchmark.extra_info["impl"] = "gradkit"
+    extra, data, n_iter = benchmark.pedantic(run, rounds=1, iterations=1)
     benchmark.extra_info["extra_bytes"] = extra
     benchmark.extra_info["extra_fraction_of_data"] = extra / data
     assert n_iter >= 1
+    assert extra < 0.10 * data, f"peak extra memory {extra} B is over 10% of the data ({data} B)"
     assert extra < 0.10 * data, f"fit used {extra / 2**20:.0f} MiB extra for {data / 2**20:.0f} MiB"
