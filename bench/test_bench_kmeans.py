@@ -10,7 +10,6 @@ them with the right kernels: the variant is recorded in extra_info["impl"].
 """
 from __future__ import annotations
 
-import gzip
 import os
 import subprocess
 import sys
@@ -34,19 +33,9 @@ CORETYPE = os.environ.get("OPENBLAS_CORETYPE")
 PEER_SUFFIX = f"[OPENBLAS_CORETYPE={CORETYPE}]" if CORETYPE else "[as installed]"
 
 
-def _read_idx_images(path):
-    """A small IDX reader (gk.datasets.load_mnist is written elsewhere): (n, rows*cols) uint8."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        data = f.read()
-    n, rows, cols = (int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(3))
-    return np.frombuffer(data, dtype=np.uint8, offset=16).reshape(n, rows * cols)
-
-
 def _fashion_or_random():
-    for name in ("train-images-idx3-ubyte.gz", "train-images-idx3-ubyte"):
-        if (FASHION / name).exists():
-            return (_read_idx_images(FASHION / name).astype(np.float32) / 255.0), "fashion-mnist"
+    if FASHION.is_dir():
+        return gk.datasets.load_mnist(FASHION, kind="train")[0], "fashion-mnist"
     return np.random.default_rng(0).random((60_000, 784), dtype=np.float32), "random"
 
 

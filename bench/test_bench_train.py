@@ -13,9 +13,7 @@ The report's peer for these rows is torch:
 """
 from __future__ import annotations
 
-import gzip
 import os
-import struct
 
 import numpy as np
 import pytest
@@ -29,23 +27,14 @@ EPOCH_IMPLS = ["torch", "cpp-fused", "numba-fused", "cpp-layers"]
 TINY_IMPLS = ["torch", "cpp-fused", "numba-fused"]
 
 
-def _idx(path):
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    ndim = data[3]
-    shape = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
-
-
 _DATA = {}
 
 
 def fashion_train():
     if "train" not in _DATA:
         if os.path.isdir(FASHION):
-            X = _idx(f"{FASHION}/train-images-idx3-ubyte.gz").reshape(-1, 784)
-            y = _idx(f"{FASHION}/train-labels-idx1-ubyte.gz").astype(np.int64)
-            _DATA["train"] = ((X / np.float32(255)).astype(np.float32), y, "fashion-mnist")
+            X, y = gk.datasets.load_mnist(FASHION, kind="train")
+            _DATA["train"] = (X, y, "fashion-mnist")
         else:
             rng = np.random.default_rng(0)
             _DATA["train"] = (rng.random((60000, 784), dtype=np.float32),

@@ -2,9 +2,7 @@
 the fused whole-epoch path against the layer-by-layer path and PyTorch, and accuracy on real data."""
 from __future__ import annotations
 
-import gzip
 import os
-import struct
 
 import numpy as np
 import pytest
@@ -144,29 +142,11 @@ def test_unsupported_models_fall_back_and_fused_true_explains():
     assert hist.fused is False
 
 
-def _load_idx(path):
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    ndim = data[3]
-    shape = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
-
-
 def load_fashion(kind):
     if not os.path.isdir(FASHION):
         pytest.skip(f"Fashion-MNIST not found in {FASHION}")
-    try:
-        from gradkit.datasets import load_mnist
-
-        X, y = load_mnist(FASHION, kind=kind)
-        X = np.asarray(X).reshape(len(X), -1)
-        X = X.astype(np.float32) / (255 if X.max() > 1 else 1)
-        return np.ascontiguousarray(X, dtype=np.float32), np.asarray(y, dtype=np.int64)
-    except (ImportError, AttributeError):
-        prefix = "train" if kind == "train" else "t10k"
-        X = _load_idx(f"{FASHION}/{prefix}-images-idx3-ubyte.gz").reshape(-1, 784)
-        y = _load_idx(f"{FASHION}/{prefix}-labels-idx1-ubyte.gz")
-        return (X / np.float32(255)).astype(np.float32), y.astype(np.int64)
+    X, y = gk.datasets.load_mnist(FASHION, kind=kind)  # float32 (n, 784) in [0, 1], int64
+    return X, y
 
 
 def test_fused_matches_pytorch_on_784_256_10_subset():
