@@ -464,3 +464,18 @@ def test_divergence_in_a_later_epoch_of_a_block_names_that_epoch():
             gk.fit(model, losses.MSELoss(), optim.SGD(model.parameters(), lr=1.2), X, y,
                    epochs=5000, batch_size=40, progress=False)
     assert np.isfinite(model.weight.value).all()
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_fit_raises_when_the_last_update_overflows(fused):
+    # The loss is finite at every step; only the final update overflows the weights.
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((10, 3)).astype(np.float32)
+    model = nn.Sequential(nn.Linear(3, 1, seed=0))
+    before = [p.value.copy() for p in model.parameters()]
+    with pytest.raises(gk.train.TrainingDivergedError, match="parameters became non-finite"):
+        gk.fit(model, losses.MSELoss(), optim.SGD(model.parameters(), lr=1e36), X,
+               1e3 * X[:, :1], epochs=1, batch_size=10, progress=False, fused=fused)
+    for p, b in zip(model.parameters(), before):
+        assert np.isfinite(p.value).all()
+        np.testing.assert_array_equal(p.value, b)

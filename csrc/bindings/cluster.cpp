@@ -3,6 +3,8 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <string>
+
 #include "bindings/common.hpp"
 #include "kernels/kmeans.hpp"
 
@@ -33,6 +35,13 @@ void check_centers(const carray<T>& X, const carray<T>& c, const char* name) {
   gkpy::require_ndim(X, 2, "X");
   gkpy::require_ndim(c, 2, name);
   gkpy::require_dim(c.shape(1), X.shape(1), "centers columns");
+  if (c.shape(0) < 1) throw py::value_error(std::string(name) + " must have at least one row");
+}
+
+// labels must be (n,): the kernels write (or read) exactly n of them.
+void check_labels(const carray<int32_t>& labels, int64_t n) {
+  gkpy::require_ndim(labels, 1, "labels");
+  gkpy::require_dim(labels.shape(0), n, "labels length");
 }
 
 template <typename T>
@@ -42,9 +51,10 @@ void bind_dtype(py::module_& m) {
       [](carray<T> X, py::object sample_weight, carray<T> centers, carray<T> centers_new,
          carray<int32_t> labels, int n_threads) {
         check_centers(X, centers, "centers");
+        gkpy::require_ndim(centers_new, 2, "centers_new");
         gkpy::require_dim(centers_new.shape(0), centers.shape(0), "centers_new rows");
         gkpy::require_dim(centers_new.shape(1), centers.shape(1), "centers_new columns");
-        gkpy::require_dim(labels.shape(0), X.shape(0), "labels length");
+        check_labels(labels, X.shape(0));
         const int64_t n = X.shape(0), d = X.shape(1), k = centers.shape(0);
         auto w = weights<T>(sample_weight, n);
         const T* wp = wptr(sample_weight, w);
@@ -67,7 +77,7 @@ void bind_dtype(py::module_& m) {
       [](carray<T> X, py::object sample_weight, carray<T> centers, carray<int32_t> labels,
          int n_threads) {
         check_centers(X, centers, "centers");
-        gkpy::require_dim(labels.shape(0), X.shape(0), "labels length");
+        check_labels(labels, X.shape(0));
         const int64_t n = X.shape(0), d = X.shape(1), k = centers.shape(0);
         auto w = weights<T>(sample_weight, n);
         const T* wp = wptr(sample_weight, w);
@@ -84,8 +94,13 @@ void bind_dtype(py::module_& m) {
       [](carray<T> X, py::object sample_weight, carray<T> centers, carray<int32_t> labels,
          int n_threads) {
         check_centers(X, centers, "centers");
-        gkpy::require_dim(labels.shape(0), X.shape(0), "labels length");
+        check_labels(labels, X.shape(0));
         const int64_t n = X.shape(0), d = X.shape(1), k = centers.shape(0);
+        const int32_t* lp = labels.data();
+        for (int64_t i = 0; i < n; ++i)  // read as indices into centers: never out of range
+          if (lp[i] < 0 || lp[i] >= k)
+            throw py::value_error("labels must be in [0, " + std::to_string(k) + "), got " +
+                                  std::to_string(lp[i]));
         auto w = weights<T>(sample_weight, n);
         const T* wp = wptr(sample_weight, w);
         py::gil_scoped_release release;
@@ -101,7 +116,7 @@ void bind_dtype(py::module_& m) {
       [](carray<T> X, py::object sample_weight, carray<T> centers, carray<int32_t> labels,
          int max_iter, double tol, int n_threads) {
         check_centers(X, centers, "centers");
-        gkpy::require_dim(labels.shape(0), X.shape(0), "labels length");
+        check_labels(labels, X.shape(0));
         const int64_t n = X.shape(0), d = X.shape(1), k = centers.shape(0);
         auto w = weights<T>(sample_weight, n);
         const T* wp = wptr(sample_weight, w);
@@ -126,6 +141,10 @@ void bind_dtype(py::module_& m) {
          carray<double> uniforms, int n_threads) {
         gkpy::require_ndim(X, 2, "X");
         const int64_t n = X.shape(0), d = X.shape(1);
+        if (n_clusters < 1 || n_clusters > n)
+          throw py::value_error("n_clusters=" + std::to_string(n_clusters) + " must be in [1, " +
+                                std::to_string(n) + "]");
+        if (n_local_trials < 1) throw py::value_error("n_local_trials must be >= 1");
         gkpy::require_dim(uniforms.size(), 1 + (n_clusters - 1) * n_local_trials,
                           "uniforms length");
         auto w = weights<T>(sample_weight, n);

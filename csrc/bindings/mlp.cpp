@@ -46,6 +46,8 @@ int64_t run(py::list weights, py::list biases, py::list weight_bufs, py::list bi
     if (in >= 0) gkpy::require_dim(ly.in, in, ("in_features of layer " + std::to_string(l)).c_str());
     in = ly.out;
     ly.weight = w.mutable_data();
+    if (acts[l] < static_cast<int>(gk::Act::none) || acts[l] > static_cast<int>(gk::Act::tanh))
+      throw py::value_error("acts" + idx + "=" + std::to_string(acts[l]) + " is not an activation code");
     ly.act = static_cast<gk::Act>(acts[l]);
     keep.push_back(w);
     if (!biases[l].is_none()) {
@@ -85,8 +87,15 @@ int64_t run(py::list weights, py::list biases, py::list weight_bufs, py::list bi
       first_step + n_steps > steps_per_epoch * (n_perm / n_rows))
     throw py::value_error("steps out of range for the permutation and batch size");
   gkpy::require_dim(step_loss.size(), n_steps, "step_loss size");
+  const int64_t* pv = perm.data();
+  for (int64_t i = 0; i < n_perm; ++i)  // rows of X to gather: never out of range
+    if (pv[i] < 0 || pv[i] >= n_rows)
+      throw py::value_error("perm must hold row indices in [0, " + std::to_string(n_rows) + ")");
 
   gk::MlpLossParams loss;
+  if (loss_kind < static_cast<int>(gk::MlpLoss::cross_entropy) ||
+      loss_kind > static_cast<int>(gk::MlpLoss::bce_with_logits))
+    throw py::value_error("loss=" + std::to_string(loss_kind) + " is not a loss code");
   loss.kind = static_cast<gk::MlpLoss>(loss_kind);
   loss.mean = mean;
   loss.half = half;
@@ -100,6 +109,10 @@ int64_t run(py::list weights, py::list biases, py::list weight_bufs, py::list bi
     lab = py::reinterpret_borrow<carray<int64_t>>(labels_obj);
     gkpy::require_dim(lab.size(), X.shape(0), "number of labels");
     labels = lab.data();
+    const int64_t classes = layers.back().out;
+    for (int64_t i = 0; i < lab.size(); ++i)
+      if (labels[i] < 0 || labels[i] >= classes)
+        throw py::value_error("labels must be in [0, " + std::to_string(classes) + ")");
   } else {
     tar = exact<T>(targets_obj, "targets");
     gkpy::require_dim(tar.size(), X.shape(0) * layers.back().out, "size of targets");

@@ -102,6 +102,12 @@ void bind_losses(py::module_& m) {
     gkpy::require_ndim(labels, 1, "labels");
     const int64_t B = logits.shape(0), C = logits.shape(1);
     gkpy::require_dim(labels.shape(0), B, "labels length");
+    if (B < 1 || C < 1) throw py::value_error("logits must be non-empty (batch, classes)");
+    const int64_t* lab = labels.data();
+    for (int64_t i = 0; i < B; ++i)  // labels index the rows of logits: never out of range
+      if (lab[i] < 0 || lab[i] >= C)
+        throw py::value_error("labels must be in [0, " + std::to_string(C) + "), got " +
+                              std::to_string(lab[i]));
     const gk::Reduction r = parse_reduction(red);
     carray<T> grad = empty_like(logits);
     carray<T> per = r == gk::Reduction::none ? carray<T>(B) : carray<T>(0);

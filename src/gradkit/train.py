@@ -326,6 +326,16 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 3
         finally:
             if bar is not None:
                 bar.close()
+        if not all(np.isfinite(p.value).all() for p in params):
+            # Every loss was finite, so only the block's last update can have overflowed (an
+            # earlier one would have made the next loss non-finite).
+            _restore_if_needed(params, snapshot)
+            last = epoch + nb - 1
+            raise TrainingDivergedError(
+                f"the parameters became non-finite in the update at epoch {last}, step {steps} of "
+                f"{steps}: training stopped and the model was restored to its parameters at the "
+                f"start of epoch {epoch}. The learning rate (lr={optimizer.lr}) is probably too "
+                f"large; try a smaller one.")
         per_epoch = step_loss.reshape(nb, steps)
         if loss_fn.reduction == "mean":
             history.loss.extend(((per_epoch * sizes).sum(axis=1) / n).tolist())
