@@ -157,3 +157,23 @@ def test_loaded_file_is_a_zip_with_only_arrays(tmp_path):
     gk.save(nn.Linear(2, 2, seed=0), tmp_path / "m.npz")
     with zipfile.ZipFile(tmp_path / "m.npz") as z:
         assert sorted(z.namelist()) == ["__gradkit_architecture__.npy", "p0.npy", "p1.npy"]
+
+
+def test_load_refuses_a_description_larger_than_the_stored_arrays(tmp_path):
+    import json
+    import stat
+
+    model = gk.nn.Sequential(gk.nn.Linear(3, 2, seed=0))
+    path = tmp_path / "m.npz"
+    gk.save(model, path)
+    assert stat.S_IMODE(os.stat(path).st_mode) & 0o044  # readable by others, like any file
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    key = next(k for k in arrays if k not in ("p0", "p1"))
+    arch = json.loads(str(arrays[key][()]))
+    arch["layers"][0]["in_features"] = 10**7  # would allocate 10**7 x 2 weights
+    arrays[key] = np.array(json.dumps(arch))
+    bad = tmp_path / "huge.npz"
+    np.savez(bad, **arrays)
+    with pytest.raises(ModelFileError, match="parameter 0 has shape"):
+        gk.load(bad)

@@ -65,7 +65,10 @@ def save(model, path) -> None:
     arrays[_ARCH_KEY] = np.array(json.dumps(arch))
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".gradkit-", suffix=".tmp", dir=folder)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a saved model reads like any file
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
             f.flush()
@@ -113,6 +116,18 @@ def load(path):
         raise _fail(path, f"format version {arch.get('version')!r} is not supported "
                           f"(this gradkit reads version {VERSION})")
     try:
+        # Shapes first, from the description alone: a tampered file that declares huge layers is
+        # refused before any layer allocates them.
+        shapes = [shape for spec in arch["layers"] for shape in _parameter_shapes(spec)]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise _fail(path, f"bad architecture description ({exc})") from None
+    if set(arrays) != {f"p{i}" for i in range(len(shapes))}:
+        raise _fail(path, f"expected {len(shapes)} parameter arrays, found {len(arrays)}")
+    for i, shape in enumerate(shapes):
+        if arrays[f"p{i}"].shape != shape:
+            raise _fail(path, f"parameter {i} has shape {arrays[f'p{i}'].shape}, the "
+                              f"architecture says {shape}")
+    try:
         layers = [_build(spec) for spec in arch["layers"]]
         digests = dict(arch["sha256"])
         container = arch["container"]
@@ -135,6 +150,16 @@ def load(path):
                               "modified after saving)")
         p.value[...] = arr
     return model
+
+
+def _parameter_shapes(spec) -> list[tuple[int, ...]]:
+    if spec["type"] != "Linear":
+        return []
+    for key in ("in_features", "out_features"):
+        if not isinstance(spec[key], int) or isinstance(spec[key], bool) or spec[key] < 1:
+            raise ValueError(f"{key}={spec[key]!r}")
+    n_in, n_out = spec["in_features"], spec["out_features"]
+    return [(n_out, n_in)] + ([(n_out,)] if spec["bias"] is True else [])
 
 
 def _build(spec):
