@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import gradkit as gk
+from gradcheck import central_differences
 from gradkit import backends
 from gradkit._validation import ConversionWarning
 from gradkit.backends import ops_numpy
@@ -122,18 +123,6 @@ def test_cross_entropy_with_large_logits(backend, dtype):
 # ------------------------------------------------------------------------ gradient checks
 
 
-def _numerical_grad(f, x, eps=1e-6):
-    g = np.zeros_like(x)
-    flat, gf = x.reshape(-1), g.reshape(-1)
-    for i in range(flat.size):
-        old = flat[i]
-        flat[i] = old + eps
-        up = f(x)
-        flat[i] = old - eps
-        down = f(x)
-        flat[i] = old
-        gf[i] = (up - down) / (2 * eps)
-    return g
 
 
 def _total(value):
@@ -149,7 +138,7 @@ def test_pair_loss_gradient_matches_central_differences(backend, rng, name, redu
         pred[np.abs(pred - target) < 1e-3] += 0.01  # stay off the kink
     loss = getattr(F, name)
     _, grad = loss(pred, target, reduction=reduction)
-    numeric = _numerical_grad(lambda p: _total(loss(p, target, reduction=reduction)[0]),
+    numeric = central_differences(lambda p: _total(loss(p, target, reduction=reduction)[0]),
                               pred.copy())
     np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8)
 
@@ -159,7 +148,7 @@ def test_half_mse_gradient_matches_central_differences(backend, rng, half):
     _need(backend, "mse_loss")
     pred, target = _inputs("mse_loss", rng, (5,), np.float64)
     _, grad = F.mse_loss(pred, target, half=half)
-    numeric = _numerical_grad(lambda p: F.mse_loss(p, target, half=half)[0], pred.copy())
+    numeric = central_differences(lambda p: F.mse_loss(p, target, half=half)[0], pred.copy())
     np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8)
 
 
@@ -169,7 +158,7 @@ def test_cross_entropy_gradient_matches_central_differences(backend, rng, reduct
     logits = rng.standard_normal((4, 5)) * 2
     labels = rng.integers(0, 5, 4)
     _, grad = F.cross_entropy_loss(logits, labels, reduction=reduction)
-    numeric = _numerical_grad(
+    numeric = central_differences(
         lambda z: _total(F.cross_entropy_loss(z, labels, reduction=reduction)[0]), logits.copy())
     np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8)
 
