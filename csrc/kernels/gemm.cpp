@@ -10,6 +10,7 @@
 // any thread count. Tiny products take the plain loop, and products with at most 4 rows a
 // row-by-row path: neither packs.
 #include "kernels/gemm.hpp"
+#include "kernels/gemm_naive.hpp"
 
 #include <omp.h>
 
@@ -36,20 +37,16 @@ void gemm_naive(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, con
                 const T* bias, Act act, T slope, int max_threads) {
   int nt = threads_for(2.0 * M * N * K, kGemmGrain);
   if (max_threads > 0 && nt > max_threads) nt = max_threads;
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-  for (int64_t i = 0; i < M; ++i) {
-    for (int64_t j = 0; j < N; ++j) {
-      T acc = T(0);
-      for (int64_t p = 0; p < K; ++p) {
-        const T a = trans_a ? A[p * lda + i] : A[i * lda + p];
-        const T b = trans_b ? B[j * ldb + p] : B[p * ldb + j];
-        acc += a * b;
-      }
-      if (accumulate) acc += C[i * ldc + j];
-      if (bias) acc += bias[j];
-      C[i * ldc + j] = apply_act(acc, act, slope);
-    }
+  if (nt <= 1) {
+    // No OpenMP region at all: even a serialised one costs more than a tiny product (a 2-3-1
+    // network's whole training step is a few of these).
+    naive::rows(0, M, trans_a, trans_b, N, K, A, lda, B, ldb, C, ldc, accumulate, bias, act, slope);
+    return;
   }
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (int64_t i = 0; i < M; ++i)
+    naive::rows(i, i + 1, trans_a, trans_b, N, K, A, lda, B, ldb, C, ldc, accumulate, bias, act,
+               slope);
 }
 
 namespace detail {

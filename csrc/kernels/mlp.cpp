@@ -10,33 +10,24 @@
 #include <cstring>
 
 #include "kernels/cpu.hpp"
+#include "kernels/gemm_naive.hpp"
 
 namespace gk {
 namespace {
 
-// gk::gemm, but products small enough for gemm's own naive path run here without entering an
-// OpenMP region: for a 2-3-1 network the region's fixed cost is most of a step. Same loop order
-// as gemm_naive, so the result is bitwise the same.
+// gk::gemm, except that a product small enough for gemm's naive path is inlined here: for a
+// 2-3-1 network a call per product is a large part of a step. Same arithmetic as gemm's naive
+// path, so the result is bitwise the same.
 template <typename T>
 void layer_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* A,
-                int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc, const T* bias = nullptr,
-                Act act = Act::none, T slope = T(0)) {
+                int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc, bool accumulate = false,
+                const T* bias = nullptr, Act act = Act::none, T slope = T(0)) {
   if (double(M) * N * K > 4096.0) {
-    gemm<T>(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc, false, bias, act, slope);
+    gemm<T>(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc, accumulate, bias, act, slope);
     return;
   }
-  for (int64_t i = 0; i < M; ++i) {
-    for (int64_t j = 0; j < N; ++j) {
-      T acc = T(0);
-      for (int64_t p = 0; p < K; ++p) {
-        const T a = trans_a ? A[p * lda + i] : A[i * lda + p];
-        const T b = trans_b ? B[j * ldb + p] : B[p * ldb + j];
-        acc += a * b;
-      }
-      if (bias) acc += bias[j];
-      C[i * ldc + j] = apply_act(acc, act, slope);
-    }
-  }
+  naive::rows(int64_t(0), M, trans_a, trans_b, N, K, A, lda, B, ldb, C, ldc, accumulate, bias, act,
+              slope);
 }
 
 // f(i) for i in [0, n) on nt threads; a serial loop outside any OpenMP region when nt == 1
@@ -206,8 +197,8 @@ int64_t mlp_epoch(double* step_loss, std::vector<MlpLayer<T>>& layers, T slope,
     const T* input = xin;
     for (size_t l = 0; l < L; ++l) {
       const MlpLayer<T>& ly = layers[l];
-      layer_gemm<T>(false, true, m, ly.out, ly.in, input, ly.in, ly.weight, ly.in, act[l].data(),
-                    ly.out, ly.bias, ly.act, slope);
+      layer_gemm<T>(false, true, m, ly.out, ly.in, input, ly.in, ly.weight, ly.in,
+                    act[l].data(), ly.out, /*accumulate=*/false, ly.bias, ly.act, slope);
       input = act[l].data();
     }
 

@@ -1,0 +1,52 @@
+// The reference product as an inline template, for the GEMM entry point and for callers that run
+// tiny products on their own thread without a function call per product (the fused MLP epoch).
+// Include it only from baseline-ISA units: inline code built with other -march flags in another
+// unit could be merged with this one by the linker.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/gemm.hpp"
+
+namespace gk {
+namespace naive {
+
+// Rows [i0, i1) of C = act(op(A) op(B) [+ C] [+ bias]): each element summed over K in order.
+// The layout is a template parameter, so the inner loop carries no branch on it.
+template <typename T, bool TA, bool TB>
+inline void rows_layout(int64_t i0, int64_t i1, int64_t N, int64_t K, const T* A, int64_t lda,
+                        const T* B, int64_t ldb, T* C, int64_t ldc, bool accumulate,
+                        const T* bias, Act act, T slope) {
+  for (int64_t i = i0; i < i1; ++i) {
+    for (int64_t j = 0; j < N; ++j) {
+      T acc = T(0);
+      for (int64_t p = 0; p < K; ++p) {
+        const T a = TA ? A[p * lda + i] : A[i * lda + p];
+        const T b = TB ? B[j * ldb + p] : B[p * ldb + j];
+        acc += a * b;
+      }
+      if (accumulate) acc += C[i * ldc + j];
+      if (bias) acc += bias[j];
+      C[i * ldc + j] = apply_act(acc, act, slope);
+    }
+  }
+}
+
+template <typename T>
+inline void rows(int64_t i0, int64_t i1, bool trans_a, bool trans_b, int64_t N, int64_t K,
+                 const T* A, int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc,
+                 bool accumulate, const T* bias, Act act, T slope) {
+  // Direct calls (not a pointer) so each layout inlines into the caller.
+  if (trans_a && trans_b)
+    rows_layout<T, true, true>(i0, i1, N, K, A, lda, B, ldb, C, ldc, accumulate, bias, act, slope);
+  else if (trans_a)
+    rows_layout<T, true, false>(i0, i1, N, K, A, lda, B, ldb, C, ldc, accumulate, bias, act, slope);
+  else if (trans_b)
+    rows_layout<T, false, true>(i0, i1, N, K, A, lda, B, ldb, C, ldc, accumulate, bias, act, slope);
+  else
+    rows_layout<T, false, false>(i0, i1, N, K, A, lda, B, ldb, C, ldc, accumulate, bias, act,
+                                 slope);
+}
+
+}  // namespace naive
+}  // namespace gk
