@@ -479,3 +479,140 @@ def test_fit_raises_when_the_last_update_overflows(fused):
     for p, b in zip(model.parameters(), before):
         assert np.isfinite(p.value).all()
         np.testing.assert_array_equal(p.value, b)
+
+
+# ---------------------------------------- fused first layer: transposed weight, sparse input
+# With AVX-512 the fused epoch holds the first layer's weight transposed and skips exact zeros
+# of the input when a batch has enough of them (csrc/kernels/mlp_first.hpp). Skipping a zero
+# term leaves every sum bitwise unchanged, so sparse and dense modes must agree exactly.
+
+def _sparse_blobs(n, d, k=3, zero_fraction=0.5, seed=0, dtype=np.float64):
+    """Blobs whose features are exact zeros with the given probability (like image pixels)."""
+    X, y = blobs(n, d=d, k=k, seed=seed, dtype=dtype)
+    rng = np.random.default_rng(seed + 1)
+    X[rng.random(X.shape) < zero_fraction] = 0
+    return X, y
+
+
+FIRST_LAYER_CASES = {
+    # in/out not multiples of the vector width: masked tails in both directions
+    "relu-momentum": (100, 45, lambda: nn.ReLU(), True, dict(momentum=0.9)),
+    "tanh-nobias-nesterov-wd": (70, 67, lambda: nn.Tanh(), False,
+                                dict(momentum=0.9, nesterov=True, weight_decay=1e-3)),
+    "sigmoid-plain-sgd": (64, 96, lambda: nn.Sigmoid(), True, dict()),
+    "leaky-dampening": (96, 48, lambda: nn.LeakyReLU(0.1), True,
+                        dict(momentum=0.5, dampening=0.2)),
+}
+
+
+def _first_layer_model(case, dtype):
+    d, h, act, bias, _ = FIRST_LAYER_CASES[case]
+    return nn.Sequential(nn.Linear(d, h, bias=bias, dtype=dtype, seed=0), act(),
+                         nn.Linear(h, 3, dtype=dtype, seed=1))
+
+
+def _fit_first_layer(case, dtype, X, y, *, backend="cpp", fused=True, batch=13, epochs=2):
+    with gk.use_backend(backend):
+        model = _first_layer_model(case, dtype)
+        opt = optim.SGD(model.parameters(), **{"lr": 0.05, **FIRST_LAYER_CASES[case][4]})
+        hist = gk.fit(model, losses.CrossEntropyLoss(), opt, X, y, epochs=epochs,
+                      batch_size=batch, seed=2, progress=False, fused=fused)
+    assert hist.fused is fused
+    buffers = [b.copy() for b in opt.buffers if b is not None]  # the first layer's momentum too
+    return params_of(model) + buffers, hist.loss
+
+
+@pytest.fixture
+def sparse_threshold():
+    """Sets the zero fraction from which the fused first layer skips zeros; restores it."""
+    from gradkit import _core
+    before = _core.mlp_sparse_threshold()
+    yield _core.set_mlp_sparse_threshold
+    _core.set_mlp_sparse_threshold(before)
+
+
+@pytest.mark.parametrize("zero_fraction", [0.0, 0.6])
+@pytest.mark.parametrize("case", sorted(FIRST_LAYER_CASES))
+def test_first_layer_sparse_and_dense_modes_give_the_same_bits(case, zero_fraction, dtype,
+                                                               sparse_threshold):
+    X, y = _sparse_blobs(120, FIRST_LAYER_CASES[case][0], zero_fraction=zero_fraction,
+                         dtype=dtype)
+    runs = []
+    for threshold in (0.0, 2.0):  # always skip zeros / never skip them
+        sparse_threshold(threshold)
+        runs.append(_fit_first_layer(case, dtype, X, y))
+    for a, b in zip(runs[0][0], runs[1][0]):
+        np.testing.assert_array_equal(a, b)
+    assert runs[0][1] == runs[1][1]
+
+
+@pytest.mark.parametrize("zero_fraction", [0.0, 0.6])
+@pytest.mark.parametrize("case", sorted(FIRST_LAYER_CASES))
+def test_first_layer_fused_equals_layer_by_layer(case, zero_fraction, dtype):
+    """The transposed/sparse first layer against the NumPy reference, on dense and sparse data
+    (the default threshold picks the sparse mode for the second)."""
+    X, y = _sparse_blobs(120, FIRST_LAYER_CASES[case][0], zero_fraction=zero_fraction,
+                         dtype=dtype)
+    got, got_loss = _fit_first_layer(case, dtype, X, y)
+    want, want_loss = _fit_first_layer(case, dtype, X, y, backend="numpy", fused=False)
+    tol = dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-9, atol=1e-11)
+    for a, b in zip(got, want):
+        assert a.dtype == dtype
+        np.testing.assert_allclose(a, b, **tol)
+    np.testing.assert_allclose(got_loss, want_loss, **tol)
+
+
+def test_first_layer_on_other_isas_matches_avx512():
+    """Without AVX-512 the fused epoch keeps the weight as it is and uses the GEMM: same result
+    within tolerance."""
+    from gradkit import _core
+    if _core.detected_isa() != "avx512":
+        pytest.skip("no AVX-512 on this machine: only the GEMM path exists")
+    X, y = _sparse_blobs(120, 100, zero_fraction=0.5)
+    fast = _fit_first_layer("relu-momentum", np.float64, X, y)
+    before = _core.active_isa()
+    _core.force_isa("avx2")
+    try:
+        other = _fit_first_layer("relu-momentum", np.float64, X, y)
+    finally:
+        _core.force_isa(before)
+    for a, b in zip(fast[0], other[0]):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-11)
+
+
+def test_first_layer_is_bitwise_identical_for_1_and_2_threads(dtype, sparse_threshold):
+    """Batches big enough that the first layer's products split over two threads (rows in the
+    forward product, k in the gradient), in both modes."""
+    X, y = _sparse_blobs(600, 200, zero_fraction=0.5, dtype=dtype)
+    before = gk.get_num_threads()
+    for threshold in (0.0, 2.0):
+        sparse_threshold(threshold)
+        out = []
+        try:
+            for n in (1, 2):
+                gk.set_num_threads(n)
+                with gk.use_backend("cpp"):
+                    model = mlp([200, 64, 3], [nn.ReLU], dtype)
+                    opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+                    gk.fit(model, losses.CrossEntropyLoss(), opt, X, y, epochs=2, batch_size=300,
+                           seed=1, progress=False, fused=True)
+                out.append(params_of(model))
+        finally:
+            gk.set_num_threads(before)
+        for a, b in zip(*out):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_first_layer_divergence_restores_the_callers_weights():
+    """A non-finite loss mid-epoch: the transposed weight is written back, restored and finite."""
+    X, y = _sparse_blobs(64, 100, zero_fraction=0.5)
+    with gk.use_backend("cpp"):
+        model = _first_layer_model("relu-momentum", np.float64)
+        start = params_of(model)
+        opt = optim.SGD(model.parameters(), lr=1e6, momentum=0.9)
+        with pytest.raises(TrainingDivergedError):
+            gk.fit(model, losses.CrossEntropyLoss(), opt, 1e3 * X, y, epochs=3, batch_size=8,
+                   progress=False)
+    for p, s in zip(params_of(model), start):
+        assert np.isfinite(p).all()
+        assert p.shape == s.shape

@@ -7,10 +7,16 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <new>
 
 #include "kernels/cpu.hpp"
 #include "kernels/gemm_naive.hpp"
+#if defined(GRADKIT_HAVE_AVX512)
+#include "kernels/mlp_first.hpp"
+#endif
 
 namespace gk {
 namespace {
@@ -137,7 +143,38 @@ void sgd_update(T* param, const T* grad, T* buf, int64_t n, const SgdParams& s) 
   });
 }
 
+// A 64-byte aligned buffer: rows of 16 floats then start on cache lines, and the AVX-512 loads
+// of the transposed first layer never straddle two lines (which halved their speed).
+template <typename T>
+struct Aligned {
+  struct Free { void operator()(T* p) const { std::free(p); } };
+  std::unique_ptr<T, Free> mem;
+  void resize(size_t n) {
+    const size_t bytes = (n * sizeof(T) + 63) / 64 * 64;
+    mem.reset(static_cast<T*>(std::aligned_alloc(64, bytes > 0 ? bytes : 64)));
+    if (!mem) throw std::bad_alloc();
+  }
+  T* data() const { return mem.get(); }
+};
+
+// dst (cols, rows) = src (rows, cols)ᵀ, in 32 x 32 blocks.
+template <typename T>
+void transpose(T* dst, const T* src, int64_t rows, int64_t cols) {
+  constexpr int64_t B = 32;
+  for (int64_t i0 = 0; i0 < rows; i0 += B)
+    for (int64_t j0 = 0; j0 < cols; j0 += B)
+      for (int64_t i = i0; i < std::min(rows, i0 + B); ++i)
+        for (int64_t j = j0; j < std::min(cols, j0 + B); ++j) dst[j * rows + i] = src[i * cols + j];
+}
+
 }  // namespace
+
+// Input batches with at least this fraction of exact zeros skip them in the first layer.
+static double g_sparse_min_zero_fraction = 0.25;
+void set_mlp_sparse_threshold(double min_zero_fraction) {
+  g_sparse_min_zero_fraction = min_zero_fraction;
+}
+double mlp_sparse_threshold() { return g_sparse_min_zero_fraction; }
 
 template <typename T>
 int64_t mlp_epoch(double* step_loss, std::vector<MlpLayer<T>>& layers, T slope,
@@ -147,21 +184,53 @@ int64_t mlp_epoch(double* step_loss, std::vector<MlpLayer<T>>& layers, T slope,
   const int64_t steps_per_epoch = (n_rows + batch - 1) / batch;
   const size_t L = layers.size();
   const int64_t in0 = layers.front().in;
+  const int64_t out0 = layers.front().out;
   const int64_t n_out = layers.back().out;
   int64_t width = in0;
   for (const auto& l : layers) width = std::max(width, l.out);
 
+  // The first layer's weight is held transposed for the whole call (see mlp_first.hpp) when the
+  // AVX-512 kernels can run and the layer is big enough for them to matter; tiny networks keep
+  // the inlined naive products.
+  bool first_t = false;
+#if defined(GRADKIT_HAVE_AVX512)
+  first_t = active_isa() == Isa::avx512 && double(in0) * out0 >= 4096.0;
+#endif
+  const int64_t ldxt = (batch + 15) / 16 * 16;
+  Aligned<T> wt, buft, xt;
+  MlpLayer<T>& l0 = layers.front();
+  if (first_t) {
+    wt.resize(size_t(in0 * out0));
+    transpose(wt.data(), l0.weight, out0, in0);
+    if (l0.weight_buf) {
+      buft.resize(size_t(in0 * out0));
+      transpose(buft.data(), l0.weight_buf, out0, in0);
+    }
+    xt.resize(size_t(in0 * ldxt));
+  }
+  // Puts the transposed first layer back into the caller's arrays (on every return).
+  auto finish = [&](int64_t done) {
+    if (first_t) {
+      transpose(l0.weight, wt.data(), in0, out0);
+      if (l0.weight_buf) transpose(l0.weight_buf, buft.data(), in0, out0);
+    }
+    return done;
+  };
+
   // Every buffer of the call, allocated once.
-  std::vector<T> xb(size_t(batch * in0));
+  std::vector<T> xb(first_t ? 0 : size_t(batch * in0));
   std::vector<T> tb(loss.kind == MlpLoss::cross_entropy ? 0 : size_t(batch * n_out));
   std::vector<int64_t> lb(loss.kind == MlpLoss::cross_entropy ? size_t(batch) : 0);
-  std::vector<std::vector<T>> act(L), dw(L), db(L);
+  std::vector<Aligned<T>> act(L);
+  std::vector<std::vector<T>> dw(L), db(L);
   for (size_t l = 0; l < L; ++l) {
     act[l].resize(size_t(batch * layers[l].out));
-    dw[l].resize(size_t(layers[l].out * layers[l].in));
+    dw[l].resize(first_t && l == 0 ? 0 : size_t(layers[l].out * layers[l].in));
     db[l].resize(layers[l].bias ? size_t(layers[l].out) : 0);
   }
-  std::vector<T> d0(size_t(batch * width)), d1(size_t(batch * width));
+  Aligned<T> d0, d1;
+  d0.resize(size_t(batch * width));
+  d1.resize(size_t(batch * width));
 
   SgdParams sgd = sgd_in;
   for (int64_t s = 0; s < n_steps; ++s) {
@@ -171,18 +240,28 @@ int64_t mlp_epoch(double* step_loss, std::vector<MlpLayer<T>>& layers, T slope,
     const int64_t* rows = perm + epoch * n_rows + offset;
 
     // Gather the batch (and its targets) into contiguous buffers, unless its rows already are
-    // consecutive (no shuffle): then read X in place.
+    // consecutive (no shuffle): then read X in place. The transposed first layer reads rows of
+    // X in place and gathers the batch transposed instead, counting its zeros.
     bool consecutive = true;
     for (int64_t i = 1; i < m && consecutive; ++i) consecutive = rows[i] == rows[0] + i;
     const T* xin = X + rows[0] * in0;
     const int64_t* lab = labels ? labels + rows[0] : nullptr;
     const T* tgt = targets ? targets + rows[0] * n_out : nullptr;
+    bool sparse = false;
+#if defined(GRADKIT_HAVE_AVX512)
+    if (first_t) {
+      const int64_t nonzero = avx512::first_gather_transposed(xt.data(), ldxt, X, rows, m, in0);
+      sparse = double(m * in0 - nonzero) >= g_sparse_min_zero_fraction * double(m * in0);
+    }
+#endif
     if (!consecutive) {
-      T* xbuf = xb.data();
-      parallel_for(m, threads_for(double(m * in0)), [=](int64_t i) {
-        std::memcpy(xbuf + i * in0, X + rows[i] * in0, sizeof(T) * size_t(in0));
-      });
-      xin = xbuf;
+      if (!first_t) {
+        T* xbuf = xb.data();
+        parallel_for(m, threads_for(double(m * in0)), [=](int64_t i) {
+          std::memcpy(xbuf + i * in0, X + rows[i] * in0, sizeof(T) * size_t(in0));
+        });
+        xin = xbuf;
+      }
       if (loss.kind == MlpLoss::cross_entropy) {
         for (int64_t i = 0; i < m; ++i) lb[size_t(i)] = labels[rows[i]];
         lab = lb.data();
@@ -197,8 +276,23 @@ int64_t mlp_epoch(double* step_loss, std::vector<MlpLayer<T>>& layers, T slope,
     const T* input = xin;
     for (size_t l = 0; l < L; ++l) {
       const MlpLayer<T>& ly = layers[l];
-      layer_gemm<T>(false, true, m, ly.out, ly.in, input, ly.in, ly.weight, ly.in,
-                    act[l].data(), ly.out, /*accumulate=*/false, ly.bias, ly.act, slope);
+      if (first_t && l == 0) {
+#if defined(GRADKIT_HAVE_AVX512)
+        T* z = act[0].data();
+        const T* wp = wt.data();
+        const int nt = threads_for(2.0 * m * in0 * out0, 2e6);
+        const int64_t chunk = (m + nt - 1) / nt;
+        parallel_for(nt, nt, [=](int64_t t) {
+          const int64_t i0 = t * chunk, i1 = std::min(m, i0 + chunk);
+          if (i0 < i1)
+            avx512::first_forward(z, X, rows, i0, i1, in0, wp, out0, ly.bias, ly.act, slope,
+                                  sparse);
+        });
+#endif
+      } else {
+        layer_gemm<T>(false, true, m, ly.out, ly.in, input, ly.in, ly.weight, ly.in,
+                      act[l].data(), ly.out, /*accumulate=*/false, ly.bias, ly.act, slope);
+      }
       input = act[l].data();
     }
 
@@ -207,14 +301,32 @@ int64_t mlp_epoch(double* step_loss, std::vector<MlpLayer<T>>& layers, T slope,
     T* dnext = d1.data();
     const double value = loss_forward_backward(dz, act[L - 1].data(), m, n_out, loss, lab, tgt);
     step_loss[s] = value;
-    if (!std::isfinite(value)) return s;
+    if (!std::isfinite(value)) return finish(s);
     act_backward_inplace(dz, act[L - 1].data(), m * n_out, layers[L - 1].act, slope);
 
     // Backward: dW = dzᵀ a_{l-1}, db = column sums of dz, dz_{l-1} = (dz W) * act'(a_{l-1}).
+    // The transposed first layer computes its weight gradient and update in one pass.
     for (size_t l = L; l-- > 0;) {
       const MlpLayer<T>& ly = layers[l];
       const T* a_prev = l > 0 ? act[l - 1].data() : xin;
-      layer_gemm<T>(true, false, ly.out, ly.in, m, dz, ly.out, a_prev, ly.in, dw[l].data(), ly.in);
+      if (first_t && l == 0) {
+#if defined(GRADKIT_HAVE_AVX512)
+        T* wp = wt.data();
+        T* bp = l0.weight_buf ? buft.data() : nullptr;
+        const T* xp = xt.data();
+        const T* dzp = dz;
+        const int nt = threads_for(2.0 * m * in0 * out0, 2e6);
+        const int64_t chunk = (in0 + nt - 1) / nt;
+        parallel_for(nt, nt, [=, &sgd](int64_t t) {
+          const int64_t k0 = t * chunk, k1 = std::min(in0, k0 + chunk);
+          if (k0 < k1)
+            avx512::first_backward_sgd(wp, bp, xp, ldxt, dzp, m, out0, k0, k1, sgd, sparse);
+        });
+#endif
+      } else {
+        layer_gemm<T>(true, false, ly.out, ly.in, m, dz, ly.out, a_prev, ly.in, dw[l].data(),
+                      ly.in);
+      }
       if (ly.bias) {
         T* g = db[l].data();
         std::fill(g, g + ly.out, T(0));
@@ -230,15 +342,15 @@ int64_t mlp_epoch(double* step_loss, std::vector<MlpLayer<T>>& layers, T slope,
       }
     }
 
-    // SGD on every parameter, after all gradients are known.
+    // SGD on every other parameter, after all gradients are known.
     for (size_t l = 0; l < L; ++l) {
       MlpLayer<T>& ly = layers[l];
-      sgd_update(ly.weight, dw[l].data(), ly.weight_buf, ly.out * ly.in, sgd);
+      if (!(first_t && l == 0)) sgd_update(ly.weight, dw[l].data(), ly.weight_buf, ly.out * ly.in, sgd);
       if (ly.bias) sgd_update(ly.bias, db[l].data(), ly.bias_buf, ly.out, sgd);
     }
     sgd.first = false;
   }
-  return n_steps;
+  return finish(n_steps);
 }
 
 #define GK_INSTANTIATE(T)                                                                     \

@@ -1,0 +1,314 @@
+// AVX-512 kernels of the fused epoch's first layer (see mlp_first.hpp). Compiled with
+// -march=x86-64-v4; nothing here is inline code shared with other units (no std::vector, no
+// apply_act): sigmoid/tanh outputs go through the baseline unit's detail::store_tile.
+#include <immintrin.h>
+
+// GCC 12's _mm512_max_ps/pd start from an intentionally undefined register and trip this warning.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+#include "kernels/gemm_kernels.hpp"
+#include "kernels/mlp_first.hpp"
+
+namespace gk {
+namespace avx512 {
+namespace {
+
+// One vector type per dtype, with the few operations the kernels need.
+template <typename T> struct V;
+
+template <> struct V<float> {
+  using R = __m512;
+  using M = __mmask16;
+  static constexpr int W = 16;
+  static M mask(int64_t n) { return n >= W ? M(0xFFFF) : M((1u << n) - 1); }
+  static R zero() { return _mm512_setzero_ps(); }
+  static R load(const float* p) { return _mm512_loadu_ps(p); }
+  static R load(const float* p, M m) { return _mm512_maskz_loadu_ps(m, p); }
+  static void store(float* p, R x) { _mm512_storeu_ps(p, x); }
+  static void store(float* p, R x, M m) { _mm512_mask_storeu_ps(p, m, x); }
+  static R bcast(float x) { return _mm512_set1_ps(x); }
+  static R fma(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
+  static R fnma(R a, R b, R c) { return _mm512_fnmadd_ps(a, b, c); }
+  static R mul(R a, R b) { return _mm512_mul_ps(a, b); }
+  static R add(R a, R b) { return _mm512_add_ps(a, b); }
+  static M nonzero(R x) { return _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_NEQ_UQ); }
+  static R relu(R x) { return _mm512_max_ps(x, _mm512_setzero_ps()); }
+  static R leaky(R x, float s) {
+    const M neg = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LE_OQ);
+    return _mm512_mask_mul_ps(x, neg, x, _mm512_set1_ps(s));
+  }
+};
+
+template <> struct V<double> {
+  using R = __m512d;
+  using M = __mmask8;
+  static constexpr int W = 8;
+  static M mask(int64_t n) { return n >= W ? M(0xFF) : M((1u << n) - 1); }
+  static R zero() { return _mm512_setzero_pd(); }
+  static R load(const double* p) { return _mm512_loadu_pd(p); }
+  static R load(const double* p, M m) { return _mm512_maskz_loadu_pd(m, p); }
+  static void store(double* p, R x) { _mm512_storeu_pd(p, x); }
+  static void store(double* p, R x, M m) { _mm512_mask_storeu_pd(p, m, x); }
+  static R bcast(double x) { return _mm512_set1_pd(x); }
+  static R fma(R a, R b, R c) { return _mm512_fmadd_pd(a, b, c); }
+  static R fnma(R a, R b, R c) { return _mm512_fnmadd_pd(a, b, c); }
+  static R mul(R a, R b) { return _mm512_mul_pd(a, b); }
+  static R add(R a, R b) { return _mm512_add_pd(a, b); }
+  static M nonzero(R x) { return _mm512_cmp_pd_mask(x, _mm512_setzero_pd(), _CMP_NEQ_UQ); }
+  static R relu(R x) { return _mm512_max_pd(x, _mm512_setzero_pd()); }
+  static R leaky(R x, double s) {
+    const M neg = _mm512_cmp_pd_mask(x, _mm512_setzero_pd(), _CMP_LE_OQ);
+    return _mm512_mask_mul_pd(x, neg, x, _mm512_set1_pd(s));
+  }
+};
+
+// Columns per register tile: NV vectors (16 ZMM accumulators for a full tile). A tile that
+// would run past N is done one vector at a time, the last one masked.
+constexpr int NV = 16;
+// k values of wt per cache block in the forward product: 32 rows of a 256-wide float wt are
+// 32 KiB, which stay in L1 while every row of the batch passes over them (measured at batch
+// 32-512 against 16 and 64: 15-20% faster than either).
+constexpr int64_t KB = 32;
+
+// One row of the forward product over the n listed (k, x[k]) pairs for columns
+// [j, j + NVEC * W): continues the partial sums in zrow (unless first), and on the last block
+// adds the bias and activates. A list (not a bit loop per 16 values) keeps the branch
+// predictable.
+template <typename T, int NVEC, bool TAIL>
+inline void forward_tile(T* zrow, const int32_t* ks, const T* xs, int n, const T* wt, int64_t N,
+                         int64_t j, typename V<T>::M tail, bool first, bool last, const T* bias,
+                         Act act, T slope) {
+  using X = V<T>;
+  using R = typename X::R;
+  constexpr int W = X::W;
+  const auto lmask = [&](int v) { return TAIL && v == NVEC - 1 ? tail : X::mask(W); };
+  R acc[NVEC];
+#pragma GCC unroll 16
+  for (int v = 0; v < NVEC; ++v) acc[v] = first ? X::zero() : X::load(zrow + j + v * W, lmask(v));
+  for (int q = 0; q < n; ++q) {
+    const R xv = X::bcast(xs[q]);
+    const T* w = wt + int64_t(ks[q]) * N + j;
+#pragma GCC unroll 16
+    for (int v = 0; v < NVEC; ++v)
+      acc[v] = X::fma(xv, TAIL && v == NVEC - 1 ? X::load(w + v * W, tail) : X::load(w + v * W),
+                      acc[v]);
+  }
+  if (last && (act == Act::sigmoid || act == Act::tanh)) {
+    alignas(64) T tile[NVEC * W];
+#pragma GCC unroll 16
+    for (int v = 0; v < NVEC; ++v) X::store(tile + v * W, acc[v]);
+    const int cols = TAIL ? (NVEC - 1) * W + __builtin_popcount(unsigned(tail)) : NVEC * W;
+    detail::store_tile<T>(zrow + j, 0, tile, 0, 1, cols, false, bias ? bias + j : nullptr, act,
+                          slope);
+    return;
+  }
+#pragma GCC unroll 16
+  for (int v = 0; v < NVEC; ++v) {
+    R y = acc[v];
+    if (last) {
+      if (bias) y = X::add(y, X::load(bias + j + v * W, lmask(v)));
+      if (act == Act::relu) y = X::relu(y);
+      else if (act == Act::leaky_relu) y = X::leaky(y, slope);
+    }
+    X::store(zrow + j + v * W, y, lmask(v));
+  }
+}
+
+// The (k, x[k]) pairs of x[kb:ke] in increasing k: the non-zero ones, or all when !skip_zeros.
+// ks and xs need room for ke - kb + 16 entries: whole vectors are stored (a compressing store
+// to memory is microcoded and slow on AMD Zen 4/5; compress in a register, then store).
+inline int list_pairs(int32_t* ks, float* xs, const float* x, int64_t kb, int64_t ke,
+                      bool skip_zeros) {
+  int n = 0;
+  const __m512i step = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+  for (int64_t k = kb; k < ke; k += 16) {
+    const __mmask16 valid = V<float>::mask(ke - k);
+    const __m512 v = _mm512_maskz_loadu_ps(valid, x + k);
+    const __mmask16 keep = skip_zeros ? __mmask16(V<float>::nonzero(v) & valid) : valid;
+    const __m512i idx = _mm512_add_epi32(_mm512_set1_epi32(int32_t(k)), step);
+    _mm512_storeu_si512(ks + n, _mm512_maskz_compress_epi32(keep, idx));
+    _mm512_storeu_ps(xs + n, _mm512_maskz_compress_ps(keep, v));
+    n += __builtin_popcount(unsigned(keep));
+  }
+  return n;
+}
+
+inline int list_pairs(int32_t* ks, double* xs, const double* x, int64_t kb, int64_t ke,
+                      bool skip_zeros) {
+  int n = 0;
+  const __m256i step = _mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0);
+  for (int64_t k = kb; k < ke; k += 8) {
+    const __mmask8 valid = V<double>::mask(ke - k);
+    const __m512d v = _mm512_maskz_loadu_pd(valid, x + k);
+    const __mmask8 keep = skip_zeros ? __mmask8(V<double>::nonzero(v) & valid) : valid;
+    const __m256i idx = _mm256_add_epi32(_mm256_set1_epi32(int32_t(k)), step);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(ks + n), _mm256_maskz_compress_epi32(keep, idx));
+    _mm512_storeu_pd(xs + n, _mm512_maskz_compress_pd(keep, v));
+    n += __builtin_popcount(unsigned(keep));
+  }
+  return n;
+}
+
+// The SGD step (PyTorch semantics, as sgd_update in mlp.cpp) on one vector of parameters.
+template <typename T>
+inline void sgd_vec(T* p, T* b, typename V<T>::R g, typename V<T>::M m, const SgdParams& s) {
+  using X = V<T>;
+  typename X::R w = X::load(p, m);
+  if (s.weight_decay != 0.0) g = X::fma(X::bcast(T(s.weight_decay)), w, g);
+  if (s.momentum != 0.0) {
+    const auto mom = X::bcast(T(s.momentum));
+    const auto bv = s.first ? g
+                            : X::fma(mom, X::load(b, m), X::mul(X::bcast(T(1.0 - s.dampening)), g));
+    X::store(b, bv, m);
+    g = s.nesterov ? X::fma(mom, bv, g) : bv;
+  }
+  X::store(p, X::fnma(X::bcast(T(s.lr)), g, w), m);
+}
+
+// Gradient rows k .. k + KR - 1 of Wᵀ for columns [j, j + NVEC * W), then their SGD step.
+// Each loaded vector of dz serves KR rows; an i is visited when any of the KR values
+// xt[k + r, i] is non-zero (a zero one adds fma(0, d, acc) == acc: the same bits).
+template <typename T, int KR, int NVEC, bool TAIL>
+inline void backward_tile(T* wt, T* buft, const T* xt, int64_t ldxt, const T* dz, int64_t m,
+                          int64_t N, int64_t k, int64_t j, typename V<T>::M tail,
+                          const SgdParams& sgd, bool skip_zeros) {
+  using X = V<T>;
+  using R = typename X::R;
+  constexpr int W = X::W;
+  R acc[KR][NVEC];
+#pragma GCC unroll 16
+  for (int r = 0; r < KR; ++r)
+#pragma GCC unroll 16
+    for (int v = 0; v < NVEC; ++v) acc[r][v] = X::zero();
+  const T* xk = xt + k * ldxt;
+  for (int64_t i = 0; i < m; i += W) {
+    const auto valid = X::mask(m - i);
+    typename X::M nz = valid;
+    if (skip_zeros) {
+      nz = 0;
+#pragma GCC unroll 8
+      for (int r = 0; r < KR; ++r) nz = typename X::M(nz | X::nonzero(X::load(xk + r * ldxt + i)));
+      nz = typename X::M(nz & valid);
+    }
+    while (nz) {
+      const int t = __builtin_ctz(unsigned(nz));
+      nz = typename X::M(nz & (nz - 1));
+      const T* d = dz + (i + t) * N + j;
+      R dv[NVEC];
+#pragma GCC unroll 16
+      for (int v = 0; v < NVEC; ++v)
+        dv[v] = TAIL && v == NVEC - 1 ? X::load(d + v * W, tail) : X::load(d + v * W);
+#pragma GCC unroll 8
+      for (int r = 0; r < KR; ++r) {
+        const R xv = X::bcast(xk[r * ldxt + i + t]);
+#pragma GCC unroll 16
+        for (int v = 0; v < NVEC; ++v) acc[r][v] = X::fma(xv, dv[v], acc[r][v]);
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < KR; ++r) {
+    T* wrow = wt + (k + r) * N + j;
+    T* brow = buft ? buft + (k + r) * N + j : nullptr;
+#pragma GCC unroll 16
+    for (int v = 0; v < NVEC; ++v) {
+      const auto mv = TAIL && v == NVEC - 1 ? tail : X::mask(W);
+      sgd_vec<T>(wrow + v * W, brow ? brow + v * W : nullptr, acc[r][v], mv, sgd);
+    }
+  }
+}
+
+}  // namespace
+
+template <typename T>
+int64_t first_gather_transposed(T* xt, int64_t ldxt, const T* X, const int64_t* rows, int64_t m,
+                                int64_t K) {
+  int64_t nonzero = 0;
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t i = m; i < ldxt; ++i) xt[k * ldxt + i] = T(0);
+  // 8 rows at a time: 8 streams from X, and each xt row gets 8 consecutive values.
+  constexpr int RB = 8;
+  for (int64_t i0 = 0; i0 < m; i0 += RB) {
+    const int nr = int(m - i0 < RB ? m - i0 : RB);
+    const T* src[RB];
+    for (int r = 0; r < nr; ++r) src[r] = X + rows[i0 + r] * K;
+    for (int64_t k = 0; k < K; ++k) {
+      T* d = xt + k * ldxt + i0;
+      for (int r = 0; r < nr; ++r) {
+        const T v = src[r][k];
+        d[r] = v;
+        nonzero += v != T(0);
+      }
+    }
+  }
+  return nonzero;
+}
+
+template <typename T>
+void first_forward(T* z, const T* X, const int64_t* rows, int64_t i0, int64_t i1, int64_t K,
+                   const T* wt, int64_t N, const T* bias, Act act, T slope, bool skip_zeros) {
+  constexpr int W = V<T>::W;
+  const int64_t full = N / (NV * W) * (NV * W);
+  alignas(64) int32_t ks[KB + 16];
+  alignas(64) T xs[KB + 16];
+  for (int64_t kb = 0; kb < K; kb += KB) {
+    const int64_t ke = kb + KB < K ? kb + KB : K;
+    const bool first = kb == 0, last = ke == K;
+    for (int64_t i = i0; i < i1; ++i) {
+      const int n = list_pairs(ks, xs, X + rows[i] * K, kb, ke, skip_zeros);
+      T* zrow = z + i * N;
+      for (int64_t j = 0; j < full; j += NV * W)
+        forward_tile<T, NV, false>(zrow, ks, xs, n, wt, N, j, V<T>::mask(W), first, last, bias,
+                                   act, slope);
+      for (int64_t j = full; j < N; j += W) {
+        if (N - j >= W)
+          forward_tile<T, 1, false>(zrow, ks, xs, n, wt, N, j, V<T>::mask(W), first, last, bias,
+                                    act, slope);
+        else
+          forward_tile<T, 1, true>(zrow, ks, xs, n, wt, N, j, V<T>::mask(N - j), first, last,
+                                   bias, act, slope);
+      }
+    }
+  }
+}
+
+template <typename T>
+void first_backward_sgd(T* wt, T* buft, const T* xt, int64_t ldxt, const T* dz, int64_t m,
+                        int64_t N, int64_t k0, int64_t k1, const SgdParams& sgd, bool skip_zeros) {
+  // 4 rows of Wᵀ x 4 vectors: 16 accumulators, and a 4-vector column block of dz (m x 64
+  // floats, 32 KiB at m = 128) stays in L1 while every k passes over it.
+  constexpr int W = V<T>::W, KR = 4, NB = 4;
+  const int64_t full = N / (NB * W) * (NB * W);
+  const int64_t kfull = k0 + (k1 - k0) / KR * KR;
+  for (int64_t j = 0; j < full; j += NB * W) {
+    for (int64_t k = k0; k < kfull; k += KR)
+      backward_tile<T, KR, NB, false>(wt, buft, xt, ldxt, dz, m, N, k, j, V<T>::mask(W), sgd,
+                                      skip_zeros);
+    for (int64_t k = kfull; k < k1; ++k)
+      backward_tile<T, 1, NB, false>(wt, buft, xt, ldxt, dz, m, N, k, j, V<T>::mask(W), sgd,
+                                     skip_zeros);
+  }
+  for (int64_t j = full; j < N; j += W) {
+    const auto tail = V<T>::mask(N - j);
+    for (int64_t k = k0; k < k1; ++k) {
+      if (N - j >= W)
+        backward_tile<T, 1, 1, false>(wt, buft, xt, ldxt, dz, m, N, k, j, tail, sgd, skip_zeros);
+      else
+        backward_tile<T, 1, 1, true>(wt, buft, xt, ldxt, dz, m, N, k, j, tail, sgd, skip_zeros);
+    }
+  }
+}
+
+#define GK_INSTANTIATE(T)                                                                      \
+  template int64_t first_gather_transposed<T>(T*, int64_t, const T*, const int64_t*, int64_t,  \
+                                              int64_t);                                        \
+  template void first_forward<T>(T*, const T*, const int64_t*, int64_t, int64_t, int64_t,      \
+                                 const T*, int64_t, const T*, Act, T, bool);                   \
+  template void first_backward_sgd<T>(T*, T*, const T*, int64_t, const T*, int64_t, int64_t,   \
+                                      int64_t, int64_t, const SgdParams&, bool);
+GK_INSTANTIATE(float)
+GK_INSTANTIATE(double)
+#undef GK_INSTANTIATE
+
+}  // namespace avx512
+}  // namespace gk
