@@ -101,6 +101,12 @@ def mlp_epoch(weights: list[_Array[_F]], biases: list[_Array[_F] | None],
     over the rows perm[first_step * batch_size:] (perm may hold several epochs back to back);
     per-step losses go to step_loss. Returns the steps done (fewer when a loss is not finite)."""
 
+def set_mlp_sparse_threshold(min_zero_fraction: float) -> None:
+    """Fraction of exact zeros from which mlp_epoch's first layer skips them (default 0.25; 0:
+    always, above 1: never). The result is bitwise the same; for tests and measurements."""
+
+def mlp_sparse_threshold() -> float: ...
+
 # ------------------------------------------------------------------------ cluster.cpp
 # sample_weight is None (unit weights) or a C-contiguous array of X's dtype; labels are int32.
 def kmeans_lloyd_step(X: _Array[_F], sample_weight: _Array[_F] | None, centers: _Array[_F],
