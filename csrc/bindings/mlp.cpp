@@ -131,7 +131,7 @@ int64_t run(py::list weights, py::list biases, py::list weight_bufs, py::list bi
 void bind_mlp(py::module_& m) {
   m.def(
       "set_mlp_sparse_threshold", &gk::set_mlp_sparse_threshold, py::arg("min_zero_fraction"),
-      "Fraction of exact zeros from which a batch's first layer skips them (default 0.25; 0: "
+      "Fraction of exact zeros from which a batch's first layer skips them (default 0.4; 0: "
       "always, above 1: never). Same bits either way; for tests and measurements.");
   m.def("mlp_sparse_threshold", &gk::mlp_sparse_threshold);
   m.def(

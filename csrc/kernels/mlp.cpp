@@ -169,8 +169,10 @@ void transpose(T* dst, const T* src, int64_t rows, int64_t cols) {
 
 }  // namespace
 
-// Input batches with at least this fraction of exact zeros skip them in the first layer.
-static double g_sparse_min_zero_fraction = 0.25;
+// Input batches with at least this fraction of exact zeros skip them in the first layer. The
+// sparse forward product runs at about 60% of the dense kernel's rate per useful FMA (one load
+// per FMA against one per eight), so it pays from about 40% zeros (measured at batch 32-512).
+static double g_sparse_min_zero_fraction = 0.4;
 void set_mlp_sparse_threshold(double min_zero_fraction) {
   g_sparse_min_zero_fraction = min_zero_fraction;
 }

@@ -61,7 +61,7 @@ int64_t mlp_epoch(double* step_loss, std::vector<MlpLayer<T>>& layers, T slope,
                   int64_t batch, int64_t first_step, int64_t n_steps);
 
 // The fused epoch skips exact zeros of the input in the first layer when a batch has at least
-// this fraction of them (default 0.25); 0 always skips, anything above 1 never does. The result
+// this fraction of them (default 0.4); 0 always skips, anything above 1 never does. The result
 // is bitwise the same either way; this knob exists for tests and measurements.
 void set_mlp_sparse_threshold(double min_zero_fraction);
 double mlp_sparse_threshold();

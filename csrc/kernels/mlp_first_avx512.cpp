@@ -149,6 +149,83 @@ inline int list_pairs(int32_t* ks, double* xs, const double* x, int64_t kb, int6
   return n;
 }
 
+// Dense mode: MR rows x NVEC vectors of z over all k, each loaded vector of wt serving MR rows
+// (a GEMM micro-kernel reading wt in place). Every element is still one FMA chain in
+// increasing k from zero, so the bits equal the sparse mode's.
+template <typename T, int MR, int NVEC, bool TAIL>
+inline void forward_dense_tile(T* z, const T* const* x, int64_t K, const T* wt, int64_t N,
+                               int64_t j, typename V<T>::M tail, const T* bias, Act act,
+                               T slope) {
+  using X = V<T>;
+  using R = typename X::R;
+  constexpr int W = X::W;
+  const auto lmask = [&](int v) { return TAIL && v == NVEC - 1 ? tail : X::mask(W); };
+  R acc[MR][NVEC];
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < NVEC; ++v) acc[r][v] = X::zero();
+  const T* w = wt + j;
+  for (int64_t k = 0; k < K; ++k, w += N) {
+    R wv[NVEC];
+#pragma GCC unroll 4
+    for (int v = 0; v < NVEC; ++v)
+      wv[v] = TAIL && v == NVEC - 1 ? X::load(w + v * W, tail) : X::load(w + v * W);
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) {
+      const R xv = X::bcast(x[r][k]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NVEC; ++v) acc[r][v] = X::fma(xv, wv[v], acc[r][v]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) {
+    T* zrow = z + r * N;
+    if (act == Act::sigmoid || act == Act::tanh) {
+      alignas(64) T tile[NVEC * W];
+#pragma GCC unroll 4
+      for (int v = 0; v < NVEC; ++v) X::store(tile + v * W, acc[r][v]);
+      const int cols = TAIL ? (NVEC - 1) * W + __builtin_popcount(unsigned(tail)) : NVEC * W;
+      detail::store_tile<T>(zrow + j, 0, tile, 0, 1, cols, false, bias ? bias + j : nullptr, act,
+                            slope);
+      continue;
+    }
+#pragma GCC unroll 4
+    for (int v = 0; v < NVEC; ++v) {
+      R y = acc[r][v];
+      if (bias) y = X::add(y, X::load(bias + j + v * W, lmask(v)));
+      if (act == Act::relu) y = X::relu(y);
+      else if (act == Act::leaky_relu) y = X::leaky(y, slope);
+      X::store(zrow + j + v * W, y, lmask(v));
+    }
+  }
+}
+
+// Rows [i0, i1) of the dense forward product, MR rows at a time.
+template <typename T, int MR>
+inline int64_t forward_dense_rows(T* z, const T* X, const int64_t* rows, int64_t i0, int64_t i1,
+                                  int64_t K, const T* wt, int64_t N, const T* bias, Act act,
+                                  T slope) {
+  constexpr int W = V<T>::W, NB = 2;
+  const int64_t full = N / (NB * W) * (NB * W);
+  int64_t i = i0;
+  for (; i + MR <= i1; i += MR) {
+    const T* x[MR];
+    for (int r = 0; r < MR; ++r) x[r] = X + rows[i + r] * K;
+    T* zi = z + i * N;
+    for (int64_t j = 0; j < full; j += NB * W)
+      forward_dense_tile<T, MR, NB, false>(zi, x, K, wt, N, j, V<T>::mask(W), bias, act, slope);
+    for (int64_t j = full; j < N; j += W) {
+      if (N - j >= W)
+        forward_dense_tile<T, MR, 1, false>(zi, x, K, wt, N, j, V<T>::mask(W), bias, act, slope);
+      else
+        forward_dense_tile<T, MR, 1, true>(zi, x, K, wt, N, j, V<T>::mask(N - j), bias, act,
+                                           slope);
+    }
+  }
+  return i;
+}
+
 // The SGD step (PyTorch semantics, as sgd_update in mlp.cpp) on one vector of parameters.
 template <typename T>
 inline void sgd_vec(T* p, T* b, typename V<T>::R g, typename V<T>::M m, const SgdParams& s) {
@@ -247,6 +324,11 @@ int64_t first_gather_transposed(T* xt, int64_t ldxt, const T* X, const int64_t* 
 template <typename T>
 void first_forward(T* z, const T* X, const int64_t* rows, int64_t i0, int64_t i1, int64_t K,
                    const T* wt, int64_t N, const T* bias, Act act, T slope, bool skip_zeros) {
+  if (!skip_zeros) {
+    int64_t i = forward_dense_rows<T, 8>(z, X, rows, i0, i1, K, wt, N, bias, act, slope);
+    forward_dense_rows<T, 1>(z, X, rows, i, i1, K, wt, N, bias, act, slope);
+    return;
+  }
   constexpr int W = V<T>::W;
   const int64_t full = N / (NV * W) * (NV * W);
   alignas(64) int32_t ks[KB + 16];

@@ -102,7 +102,7 @@ def mlp_epoch(weights: list[_Array[_F]], biases: list[_Array[_F] | None],
     per-step losses go to step_loss. Returns the steps done (fewer when a loss is not finite)."""
 
 def set_mlp_sparse_threshold(min_zero_fraction: float) -> None:
-    """Fraction of exact zeros from which mlp_epoch's first layer skips them (default 0.25; 0:
+    """Fraction of exact zeros from which mlp_epoch's first layer skips them (default 0.4; 0:
     always, above 1: never). The result is bitwise the same; for tests and measurements."""
 
 def mlp_sparse_threshold() -> float: ...
