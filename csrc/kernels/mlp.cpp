@@ -126,6 +126,25 @@ double loss_forward_backward(T* grad, const T* out, int64_t m, int64_t C, const 
   return p.mean ? total / double(n) : total;
 }
 
+// g (n) OUT = column sums of d (m, n), each summed over rows in order. Blocks of 16 columns
+// accumulate in registers: through memory, every add would wait for the previous store.
+template <typename T>
+void column_sums(T* g, const T* d, int64_t m, int64_t n) {
+  constexpr int64_t JB = 16;
+  int64_t j0 = 0;
+  for (; j0 + JB <= n; j0 += JB) {
+    T acc[JB] = {};
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < JB; ++j) acc[j] += d[i * n + j0 + j];
+    for (int64_t j = 0; j < JB; ++j) g[j0 + j] = acc[j];
+  }
+  for (; j0 < n; ++j0) {
+    T acc = T(0);
+    for (int64_t i = 0; i < m; ++i) acc += d[i * n + j0];
+    g[j0] = acc;
+  }
+}
+
 // PyTorch SGD on one parameter array (n values), in place on param and buf.
 template <typename T>
 void sgd_update(T* param, const T* grad, T* buf, int64_t n, const SgdParams& s) {
@@ -329,14 +348,7 @@ int64_t mlp_epoch(double* step_loss, std::vector<MlpLayer<T>>& layers, T slope,
         layer_gemm<T>(true, false, ly.out, ly.in, m, dz, ly.out, a_prev, ly.in, dw[l].data(),
                       ly.in);
       }
-      if (ly.bias) {
-        T* g = db[l].data();
-        std::fill(g, g + ly.out, T(0));
-        for (int64_t i = 0; i < m; ++i) {
-          const T* row = dz + i * ly.out;
-          for (int64_t j = 0; j < ly.out; ++j) g[j] += row[j];
-        }
-      }
+      if (ly.bias) column_sums(db[l].data(), dz, m, ly.out);
       if (l > 0) {
         layer_gemm<T>(false, false, m, ly.in, ly.out, dz, ly.out, ly.weight, ly.in, dnext, ly.in);
         act_backward_inplace(dnext, act[l - 1].data(), m * ly.in, layers[l - 1].act, slope);

@@ -293,8 +293,11 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 3
     while done_epochs < epochs:
         nb = min(block, epochs - done_epochs)
         epoch = done_epochs + 1
-        perms = [rng.permutation(n) if shuffle else np.arange(n) for _ in range(nb)]
-        perm = (perms[0] if nb == 1 else np.concatenate(perms)).astype(np.int64, copy=False)
+        if shuffle:
+            perms = [rng.permutation(n) for _ in range(nb)]
+            perm = (perms[0] if nb == 1 else np.concatenate(perms)).astype(np.int64, copy=False)
+        else:
+            perm = np.tile(np.arange(n, dtype=np.int64), nb)
         snapshot = [p.value.copy() for p in params]
         step_loss = np.zeros(nb * steps, dtype=np.float64)
         bar = None
