@@ -297,26 +297,70 @@ inline void backward_tile(T* wt, T* buft, const T* xt, int64_t ldxt, const T* dz
 
 }  // namespace
 
+namespace {
+
+// xt[k, i0 + r] = src[r][k] for r < nr, k in [0, K), one value at a time; returns the non-zeros.
+template <typename T>
+int64_t gather_scalar(T* xt, int64_t ldxt, const T* const* src, int nr, int64_t i0, int64_t kb,
+                      int64_t K) {
+  int64_t nonzero = 0;
+  for (int64_t k = kb; k < K; ++k) {
+    T* d = xt + k * ldxt + i0;
+    for (int r = 0; r < nr; ++r) {
+      const T v = src[r][k];
+      d[r] = v;
+      nonzero += v != T(0);
+    }
+  }
+  return nonzero;
+}
+
+// 8 rows x 8 floats through registers (8 loads, 24 shuffles, 8 stores).
+inline int64_t gather_8x8(float* xt, int64_t ldxt, const float* const* src, int64_t i0,
+                          int64_t k) {
+  __m256 r[8], t[8];
+  int64_t nonzero = 0;
+  for (int i = 0; i < 8; ++i) {
+    r[i] = _mm256_loadu_ps(src[i] + k);
+    nonzero += __builtin_popcount(
+        unsigned(_mm256_cmp_ps_mask(r[i], _mm256_setzero_ps(), _CMP_NEQ_UQ)));
+  }
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+    r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+    r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; ++i) {
+    _mm256_storeu_ps(xt + (k + i) * ldxt + i0, _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
+    _mm256_storeu_ps(xt + (k + i + 4) * ldxt + i0, _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
+  }
+  return nonzero;
+}
+
+}  // namespace
+
 template <typename T>
 int64_t first_gather_transposed(T* xt, int64_t ldxt, const T* X, const int64_t* rows, int64_t m,
                                 int64_t K) {
   int64_t nonzero = 0;
   for (int64_t k = 0; k < K; ++k)
     for (int64_t i = m; i < ldxt; ++i) xt[k * ldxt + i] = T(0);
-  // 8 rows at a time: 8 streams from X, and each xt row gets 8 consecutive values.
   constexpr int RB = 8;
   for (int64_t i0 = 0; i0 < m; i0 += RB) {
     const int nr = int(m - i0 < RB ? m - i0 : RB);
     const T* src[RB];
     for (int r = 0; r < nr; ++r) src[r] = X + rows[i0 + r] * K;
-    for (int64_t k = 0; k < K; ++k) {
-      T* d = xt + k * ldxt + i0;
-      for (int r = 0; r < nr; ++r) {
-        const T v = src[r][k];
-        d[r] = v;
-        nonzero += v != T(0);
-      }
+    int64_t k = 0;
+    if constexpr (sizeof(T) == 4) {
+      if (nr == RB)
+        for (; k + 8 <= K; k += 8) nonzero += gather_8x8(xt, ldxt, src, i0, k);
     }
+    nonzero += gather_scalar(xt, ldxt, src, nr, i0, k, K);
   }
   return nonzero;
 }
