@@ -502,6 +502,8 @@ FIRST_LAYER_CASES = {
     "sigmoid-plain-sgd": (64, 96, lambda: nn.Sigmoid(), True, dict()),
     "leaky-dampening": (96, 48, lambda: nn.LeakyReLU(0.1), True,
                         dict(momentum=0.5, dampening=0.2)),
+    # 260 outputs: full 16-vector tiles (the small-batch gradient path) plus a masked tail
+    "wide-relu": (40, 260, lambda: nn.ReLU(), True, dict(momentum=0.9)),
 }
 
 

@@ -401,12 +401,22 @@ void first_forward(T* z, const T* X, const int64_t* rows, int64_t i0, int64_t i1
 template <typename T>
 void first_backward_sgd(T* wt, T* buft, const T* xt, int64_t ldxt, const T* dz, int64_t m,
                         int64_t N, int64_t k0, int64_t k1, const SgdParams& sgd, bool skip_zeros) {
-  // 4 rows of Wᵀ x 4 vectors: 16 accumulators, and a 4-vector column block of dz (m x 64
-  // floats, 32 KiB at m = 128) stays in L1 while every k passes over it.
+  // When dz fits in L1 (batch 32 x 256 floats), sparse rows go one k at a time over 16 vectors:
+  // each k visits exactly its non-zero i (8% faster at batch 32). Otherwise 4 rows of Wᵀ x 4
+  // vectors: 16 accumulators, and a 4-vector column block of dz (m x 64 floats, 32 KiB at
+  // m = 128) stays in L1 while every k passes over it (25% faster than 1 x 16 at batch 128).
   constexpr int W = V<T>::W, KR = 4, NB = 4;
-  const int64_t full = N / (NB * W) * (NB * W);
+  int64_t full = 0;
+  if (skip_zeros && m * N * int64_t(sizeof(T)) <= 32768) {
+    full = N / (16 * W) * (16 * W);
+    for (int64_t k = k0; k < k1; ++k)
+      for (int64_t j = 0; j < full; j += 16 * W)
+        backward_tile<T, 1, 16, false>(wt, buft, xt, ldxt, dz, m, N, k, j, V<T>::mask(W), sgd,
+                                       skip_zeros);
+  }
+  const int64_t full4 = full + (N - full) / (NB * W) * (NB * W);
   const int64_t kfull = k0 + (k1 - k0) / KR * KR;
-  for (int64_t j = 0; j < full; j += NB * W) {
+  for (int64_t j = full; j < full4; j += NB * W) {
     for (int64_t k = k0; k < kfull; k += KR)
       backward_tile<T, KR, NB, false>(wt, buft, xt, ldxt, dz, m, N, k, j, V<T>::mask(W), sgd,
                                       skip_zeros);
@@ -414,7 +424,7 @@ void first_backward_sgd(T* wt, T* buft, const T* xt, int64_t ldxt, const T* dz, 
       backward_tile<T, 1, NB, false>(wt, buft, xt, ldxt, dz, m, N, k, j, V<T>::mask(W), sgd,
                                      skip_zeros);
   }
-  for (int64_t j = full; j < N; j += W) {
+  for (int64_t j = full4; j < N; j += W) {
     const auto tail = V<T>::mask(N - j);
     for (int64_t k = k0; k < k1; ++k) {
       if (N - j >= W)
