@@ -11,6 +11,25 @@
 namespace gk {
 namespace naive {
 
+// c[j] = act(sum over p of a[p * lda] b[p * ldb + j] [+ c[j]] [+ bias[j]]) for j < NJ, the NJ
+// sums held in registers (a runtime count would keep them on the stack, where every add waits
+// for the previous store).
+template <typename T, int NJ>
+inline void tn_sums(T* c, const T* a, int64_t lda, const T* b, int64_t ldb, int64_t K,
+                    bool accumulate, const T* bias, Act act, T slope) {
+  T acc[NJ] = {};
+  for (int64_t p = 0; p < K; ++p) {
+    const T ap = a[p * lda];
+    for (int j = 0; j < NJ; ++j) acc[j] += ap * b[p * ldb + j];
+  }
+  for (int j = 0; j < NJ; ++j) {
+    T v = acc[j];
+    if (accumulate) v += c[j];
+    if (bias) v += bias[j];
+    c[j] = apply_act(v, act, slope);
+  }
+}
+
 // Rows [i0, i1) of C = act(op(A) op(B) [+ C] [+ bias]): each element summed over K in order.
 // The layout is a template parameter, so the inner loop carries no branch on it.
 template <typename T, bool TA, bool TB>
@@ -19,23 +38,22 @@ inline void rows_layout(int64_t i0, int64_t i1, int64_t N, int64_t K, const T* A
                         const T* bias, Act act, T slope) {
   if constexpr (TA && !TB) {
     // C = Aᵀ B (a weight gradient dzᵀ x, K = batch rows): the K-long sums of up to 8 elements
-    // of a row of C advance side by side, so their add latencies overlap instead of adding up.
-    // Each sum still runs over p in order: the same bits as one element at a time.
-    constexpr int64_t JB = 8;
+    // of a row of C advance side by side in registers, so their add latencies overlap instead of
+    // adding up. Each sum still runs over p in order: the same bits as one element at a time.
     for (int64_t i = i0; i < i1; ++i) {
-      for (int64_t j0 = 0; j0 < N; j0 += JB) {
-        const int64_t nj = N - j0 < JB ? N - j0 : JB;
-        T acc[JB] = {};
-        for (int64_t p = 0; p < K; ++p) {
-          const T a = A[p * lda + i];
-          const T* b = B + p * ldb + j0;
-          for (int64_t j = 0; j < nj; ++j) acc[j] += a * b[j];
-        }
-        for (int64_t j = 0; j < nj; ++j) {
-          T v = acc[j];
-          if (accumulate) v += C[i * ldc + j0 + j];
-          if (bias) v += bias[j0 + j];
-          C[i * ldc + j0 + j] = apply_act(v, act, slope);
+      for (int64_t j0 = 0; j0 < N; j0 += 8) {
+        T* c = C + i * ldc + j0;
+        const T* b = B + j0;
+        const T* bi = bias ? bias + j0 : nullptr;
+        switch (N - j0 < 8 ? N - j0 : 8) {
+          case 1: tn_sums<T, 1>(c, A + i, lda, b, ldb, K, accumulate, bi, act, slope); break;
+          case 2: tn_sums<T, 2>(c, A + i, lda, b, ldb, K, accumulate, bi, act, slope); break;
+          case 3: tn_sums<T, 3>(c, A + i, lda, b, ldb, K, accumulate, bi, act, slope); break;
+          case 4: tn_sums<T, 4>(c, A + i, lda, b, ldb, K, accumulate, bi, act, slope); break;
+          case 5: tn_sums<T, 5>(c, A + i, lda, b, ldb, K, accumulate, bi, act, slope); break;
+          case 6: tn_sums<T, 6>(c, A + i, lda, b, ldb, K, accumulate, bi, act, slope); break;
+          case 7: tn_sums<T, 7>(c, A + i, lda, b, ldb, K, accumulate, bi, act, slope); break;
+          default: tn_sums<T, 8>(c, A + i, lda, b, ldb, K, accumulate, bi, act, slope); break;
         }
       }
     }

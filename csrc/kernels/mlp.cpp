@@ -263,8 +263,8 @@ int64_t mlp_epoch(double* step_loss, std::vector<MlpLayer<T>>& layers, T slope,
     // Gather the batch (and its targets) into contiguous buffers, unless its rows already are
     // consecutive (no shuffle): then read X in place. The transposed first layer reads rows of
     // X in place and gathers the batch transposed instead, counting its zeros.
-    bool consecutive = true;
-    for (int64_t i = 1; i < m && consecutive; ++i) consecutive = rows[i] == rows[0] + i;
+    bool consecutive = true;  // no early exit: this loop vectorises
+    for (int64_t i = 1; i < m; ++i) consecutive &= rows[i] == rows[0] + i;
     const T* xin = X + rows[0] * in0;
     const int64_t* lab = labels ? labels + rows[0] : nullptr;
     const T* tgt = targets ? targets + rows[0] * n_out : nullptr;
