@@ -70,6 +70,22 @@ void act_backward_inplace(T* d, const T* y, int64_t n, Act act, T slope) {
   }
 }
 
+// Sum of f(i) for i in [0, n) in four interleaved running sums (i mod 4), added at the end: one
+// long chain of dependent adds would cost its latency per element. Fixed order: deterministic.
+template <typename F>
+double sum4(int64_t n, F&& f) {
+  double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    s0 += f(i);
+    s1 += f(i + 1);
+    s2 += f(i + 2);
+    s3 += f(i + 3);
+  }
+  for (; i < n; ++i) s0 += f(i);
+  return (s0 + s1) + (s2 + s3);
+}
+
 // Loss of one batch and its gradient w.r.t. the last layer's output, in one pass.
 // out is (m, C); grad (m, C) OUT. Returns the reduced loss value (float64 accumulation).
 template <typename T>
@@ -102,32 +118,33 @@ double loss_forward_backward(T* grad, const T* out, int64_t m, int64_t C, const 
   if (p.kind == MlpLoss::mse) {
     const double factor = p.half ? 0.5 : 1.0;
     const T gscale = T(2.0 * factor) * scale;
-    for (int64_t i = 0; i < n; ++i) {
+    total = sum4(n, [=](int64_t i) {
       const T diff = out[i] - targets[i];
-      total += factor * double(diff * diff);
       grad[i] = diff * gscale;
-    }
+      return factor * double(diff * diff);
+    });
   } else if (p.kind == MlpLoss::l1) {
-    for (int64_t i = 0; i < n; ++i) {
+    total = sum4(n, [=](int64_t i) {
       const T diff = out[i] - targets[i];
-      total += double(std::fabs(diff));
       grad[i] = diff > T(0) ? scale : (diff < T(0) ? -scale : T(0));
-    }
+      return double(std::fabs(diff));
+    });
   } else {  // bce_with_logits: max(z, 0) - y z + log1p(e^-|z|); gradient sigmoid(z) - y
-    for (int64_t i = 0; i < n; ++i) {
+    total = sum4(n, [=](int64_t i) {
       const T z = out[i];
       const T y = targets[i];
       const T e = std::exp(-std::fabs(z));
-      total += double(std::max(z, T(0)) - y * z + std::log1p(e));
       const T sig = z >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e);
       grad[i] = (sig - y) * scale;
-    }
+      return double(std::max(z, T(0)) - y * z + std::log1p(e));
+    });
   }
   return p.mean ? total / double(n) : total;
 }
 
-// g (n) OUT = column sums of d (m, n), each summed over rows in order. Blocks of 16 columns
-// accumulate in registers: through memory, every add would wait for the previous store.
+// g (n) OUT = column sums of d (m, n). Blocks of 16 columns accumulate in registers, each sum
+// over the rows in order (through memory, every add would wait for the previous store); the
+// columns left over are summed in four interleaved parts. The order never depends on threads.
 template <typename T>
 void column_sums(T* g, const T* d, int64_t m, int64_t n) {
   constexpr int64_t JB = 16;
@@ -138,10 +155,17 @@ void column_sums(T* g, const T* d, int64_t m, int64_t n) {
       for (int64_t j = 0; j < JB; ++j) acc[j] += d[i * n + j0 + j];
     for (int64_t j = 0; j < JB; ++j) g[j0 + j] = acc[j];
   }
-  for (; j0 < n; ++j0) {
-    T acc = T(0);
-    for (int64_t i = 0; i < m; ++i) acc += d[i * n + j0];
-    g[j0] = acc;
+  for (; j0 < n; ++j0) {  // a leftover column alone: four interleaved sums over the rows
+    T a0 = T(0), a1 = T(0), a2 = T(0), a3 = T(0);
+    int64_t i = 0;
+    for (; i + 4 <= m; i += 4) {
+      a0 += d[i * n + j0];
+      a1 += d[(i + 1) * n + j0];
+      a2 += d[(i + 2) * n + j0];
+      a3 += d[(i + 3) * n + j0];
+    }
+    for (; i < m; ++i) a0 += d[i * n + j0];
+    g[j0] = (a0 + a1) + (a2 + a3);
   }
 }
 
@@ -263,8 +287,9 @@ int64_t mlp_epoch(double* step_loss, std::vector<MlpLayer<T>>& layers, T slope,
     // Gather the batch (and its targets) into contiguous buffers, unless its rows already are
     // consecutive (no shuffle): then read X in place. The transposed first layer reads rows of
     // X in place and gathers the batch transposed instead, counting its zeros.
-    bool consecutive = true;  // no early exit: this loop vectorises
-    for (int64_t i = 1; i < m; ++i) consecutive &= rows[i] == rows[0] + i;
+    int64_t gaps = 0;  // integer ops and no early exit: this loop vectorises
+    for (int64_t i = 1; i < m; ++i) gaps |= rows[i] ^ (rows[0] + i);
+    const bool consecutive = gaps == 0;
     const T* xin = X + rows[0] * in0;
     const int64_t* lab = labels ? labels + rows[0] : nullptr;
     const T* tgt = targets ? targets + rows[0] * n_out : nullptr;
