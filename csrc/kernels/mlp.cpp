@@ -273,6 +273,18 @@ int64_t mlp_epoch(double* step_loss, std::vector<MlpLayer<T>>& layers, T slope,
     dw[l].resize(first_t && l == 0 ? 0 : size_t(layers[l].out * layers[l].in));
     db[l].resize(layers[l].bias ? size_t(layers[l].out) : 0);
   }
+  // Narrow later layers (at most 16 outputs, e.g. the 10 classes) run their forward product
+  // through the first layer's dense kernel on a transposed copy of the weight made each step:
+  // the GEMM would fill 10 of its 32-wide panels and pack both operands. Each output is one
+  // sum in k order from zero, then the bias: the GEMM's bits when in <= 256 (one K block).
+  std::vector<Aligned<T>> narrow_wt(L);
+  std::vector<int64_t> iota;
+  if (first_t) {
+    iota.resize(size_t(batch));
+    for (int64_t i = 0; i < batch; ++i) iota[size_t(i)] = i;
+    for (size_t l = 1; l < L; ++l)
+      if (layers[l].out <= 16) narrow_wt[l].resize(size_t(layers[l].in * layers[l].out));
+  }
   Aligned<T> d0, d1;
   d0.resize(size_t(batch * width));
   d1.resize(size_t(batch * width));
@@ -334,6 +346,12 @@ int64_t mlp_epoch(double* step_loss, std::vector<MlpLayer<T>>& layers, T slope,
             avx512::first_forward(z, X, rows, i0, i1, in0, wp, out0, ly.bias, ly.act, slope,
                                   sparse);
         });
+#endif
+      } else if (narrow_wt[l].data() && double(m) * ly.in * ly.out > 4096.0) {
+#if defined(GRADKIT_HAVE_AVX512)
+        transpose(narrow_wt[l].data(), ly.weight, ly.out, ly.in);
+        avx512::first_forward(act[l].data(), input, iota.data(), 0, m, ly.in,
+                              narrow_wt[l].data(), ly.out, ly.bias, ly.act, slope, false);
 #endif
       } else {
         layer_gemm<T>(false, true, m, ly.out, ly.in, input, ly.in, ly.weight, ly.in,
