@@ -89,6 +89,22 @@ void dots_rows(T* dots, const T* X, int64_t rows, int64_t d, const T* packed, in
   kmeans_portable::dots_rows(dots, X, rows, d, packed, ncols);
 }
 
+// The small-k tile (lanes along d) where the ISA has one; it also returns ||x||^2.
+template <typename T>
+void argmin_rows_small_k(int32_t* label, T* mind, T* xx, const T* X, int64_t rows, int64_t d,
+                         const T* packed, const T* cnorm, int64_t k) {
+#if defined(GRADKIT_HAVE_AVX512)
+  kmeans_avx512::argmin_rows_small_k(label, mind, xx, X, rows, d, packed, cnorm, k);
+#endif
+}
+
+// Whether the assignment uses the small-k tile: few centres (a centre panel would leave most
+// lanes idle) and rows long enough to fill the lanes along d.
+template <typename T>
+bool use_small_k(int64_t k, int64_t d) {
+  return use_avx512<T>() && k <= kmeans_tile::small_k_width<T>() && d >= 64;
+}
+
 // Sums of squares in float64 with 8 independent partial sums, added in a fixed order: the
 // compiler vectorises them (one running sum would be a latency-bound scalar chain).
 template <typename T>
@@ -161,21 +177,26 @@ struct BlockSums {
   }
 };
 
-// Centres packed for the tiles (see kmeans_tile.hpp).
+// Centres packed for the tiles (see kmeans_tile.hpp): in panels, or chunk-interleaved for
+// the small-k tile.
 template <typename T>
 struct Packed {
   std::vector<T> data, cnorm;
-  Packed(const T* centers, int64_t k, int64_t d) {
+  bool small_k;
+  Packed(const T* centers, int64_t k, int64_t d, bool small_k_ = false) : small_k(small_k_) {
     constexpr int64_t NR = kmeans_tile::panel_width<T>();
+    constexpr int64_t V = kmeans_tile::small_k_width<T>();
     const int64_t kpad = (k + NR - 1) / NR * NR;
-    data.assign(kpad * d, T(0));
+    data.assign(small_k ? (d + V - 1) / V * V * k : kpad * d, T(0));
     cnorm.assign(kpad, std::numeric_limits<T>::infinity());
     for (int64_t j = 0; j < k; ++j) {
-      T* panel = data.data() + (j / NR) * NR * d + j % NR;
       T s = 0;
       for (int64_t p = 0; p < d; ++p) {
         const T c = centers[j * d + p];
-        panel[p * NR] = c;
+        if (small_k)
+          data[(p / V * k + j) * V + p % V] = c;
+        else
+          data[(j / NR) * NR * d + p * NR + j % NR] = c;
         s += c * c;
       }
       cnorm[j] = s;
@@ -224,7 +245,7 @@ void assign_pass(std::vector<Partial>& parts, int32_t* labels, const T* X, const
 #pragma omp parallel num_threads(threads)
   {
     std::vector<int32_t> lab(B);
-    std::vector<T> mind(B);
+    std::vector<T> mind(B), xxb(B);
     BlockSums<T> block(update ? k : 0, d);
 #pragma omp for schedule(static)
     for (int64_t c = 0; c < chunks; ++c) {
@@ -236,8 +257,12 @@ void assign_pass(std::vector<Partial>& parts, int32_t* labels, const T* X, const
       const int64_t end = chunk_begin(c + 1, chunks, n);
       for (int64_t i0 = chunk_begin(c, chunks, n); i0 < end; i0 += B) {
         const int64_t rows = std::min(B, end - i0);
-        argmin_rows(lab.data(), mind.data(), X + i0 * d, rows, d, pk.data.data(),
-                    pk.cnorm.data(), k);
+        if (pk.small_k)
+          argmin_rows_small_k(lab.data(), mind.data(), xxb.data(), X + i0 * d, rows, d,
+                              pk.data.data(), pk.cnorm.data(), k);
+        else
+          argmin_rows(lab.data(), mind.data(), X + i0 * d, rows, d, pk.data.data(),
+                      pk.cnorm.data(), k);
         for (int64_t r = 0; r < rows; ++r) {
           const int64_t i = i0 + r;
           const int32_t j = lab[r];
@@ -249,7 +274,7 @@ void assign_pass(std::vector<Partial>& parts, int32_t* labels, const T* X, const
             part.weight[j] += wi;
             block.add(j, x, static_cast<T>(wi));
           }
-          const double xx = sq_norm_fast(x, d);
+          const double xx = pk.small_k ? xxb[r] : sq_norm_fast(x, d);
           part.inertia += wi * std::max(0.0, xx + static_cast<double>(mind[r]));
         }
         if (update) block.flush(part.sums.data());
@@ -310,7 +335,7 @@ template <typename T>
 LloydStepStats kmeans_lloyd_step(T* centers_new, int32_t* labels, const T* X, const T* w,
                                  const T* centers, int64_t n, int64_t d, int64_t k,
                                  int n_threads) {
-  const Packed<T> pk(centers, k, d);
+  const Packed<T> pk(centers, k, d, use_small_k<T>(k, d));
   std::vector<Partial> parts;
   assign_pass(parts, labels, X, w, pk, n, d, k, /*update=*/true, n_threads);
   // Reduce the chunk partials in chunk order.
@@ -338,7 +363,7 @@ LloydStepStats kmeans_lloyd_step(T* centers_new, int32_t* labels, const T* X, co
 template <typename T>
 double kmeans_assign(int32_t* labels, const T* X, const T* w, const T* centers, int64_t n,
                      int64_t d, int64_t k, int n_threads) {
-  const Packed<T> pk(centers, k, d);
+  const Packed<T> pk(centers, k, d, use_small_k<T>(k, d));
   std::vector<Partial> parts;
   assign_pass(parts, labels, X, w, pk, n, d, k, /*update=*/false, n_threads);
   double inertia = 0;

@@ -1,13 +1,21 @@
 // AVX-512 distance tiles for k-means: an MR x (NV vectors) register block of dot products
 // between rows of X and a packed panel of centres, with the argmin fused so that no distance
-// leaves the registers. Compiled with -march=x86-64-v4; entered only after a CPU check.
+// leaves the registers; and for few centres a tile with the lanes along d instead.
+// Compiled with -march=x86-64-v4; entered only after a CPU check.
 #include <immintrin.h>
 
+#include <algorithm>
+#include <array>
 #include <climits>
 #include <cstdint>
 #include <limits>
+#include <utility>
 
 #include "kernels/kmeans_tile.hpp"
+
+// gcc 12 warns that the _mm512_undefined_* inside its own reduction intrinsics may be used
+// uninitialised (a known false positive of those headers).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 namespace gk {
 namespace kmeans_avx512 {
@@ -28,6 +36,7 @@ struct Simd<float> {
   static reg load_partial(const float* p, int64_t n) {  // lanes past n read as 0
     return _mm512_maskz_loadu_ps(__mmask16((1u << n) - 1), p);
   }
+  static reg load_masked(__mmask16 m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
   static void store(float* p, reg v) { _mm512_storeu_ps(p, v); }
   static reg fmadd(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
   static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
@@ -68,6 +77,9 @@ struct Simd<double> {
   static reg load(const double* p) { return _mm512_loadu_pd(p); }
   static reg load_partial(const double* p, int64_t n) {
     return _mm512_maskz_loadu_pd(__mmask8((1u << n) - 1), p);
+  }
+  static reg load_masked(__mmask16 m, const double* p) {
+    return _mm512_maskz_loadu_pd(static_cast<__mmask8>(m), p);
   }
   static void store(double* p, reg v) { _mm512_storeu_pd(p, v); }
   static reg fmadd(reg a, reg b, reg c) { return _mm512_fmadd_pd(a, b, c); }
@@ -170,6 +182,122 @@ inline void argmin_panel(typename Simd<T>::reg (&best)[MR], typename Simd<T>::id
   }
 }
 
+// ---- small k: lanes along d ---------------------------------------------------------------
+// With k <= W centres, a centre panel of 2W lanes would leave most FMAs idle. Here the lanes
+// run along d instead: R rows x K centres accumulators, the rows and the centres (row-major,
+// as given) streamed together, ||x||^2 on the side, and one horizontal reduction per row.
+
+// Lane L of the result = sum of the lanes of a[L] (a[j] = 0 for j >= n): a transpose-and-add
+// in log2(W) steps of two shuffles and one add per pair of inputs.
+inline __m512 lane_sums(const __m512* a, int n) {
+  __m512 b[16];
+  // The steps below leave the sum of input 4s + t in lane (W/4) t + s; feed them permuted.
+  for (int i = 0; i < 16; ++i) {
+    const int src = 4 * (i % 4) + i / 4;
+    b[i] = src < n ? a[src] : _mm512_setzero_ps();
+  }
+  __m512 c[8], e[4], f[2];
+  for (int m = 0; m < 8; ++m)  // 128-bit quarters: q0 + q2, q1 + q3 of each input
+    c[m] = _mm512_add_ps(_mm512_shuffle_f32x4(b[2 * m], b[2 * m + 1], 0x44),
+                         _mm512_shuffle_f32x4(b[2 * m], b[2 * m + 1], 0xEE));
+  for (int m = 0; m < 4; ++m)  // one quarter of 4 partial sums per input
+    e[m] = _mm512_add_ps(_mm512_shuffle_f32x4(c[2 * m], c[2 * m + 1], 0x88),
+                         _mm512_shuffle_f32x4(c[2 * m], c[2 * m + 1], 0xDD));
+  for (int m = 0; m < 2; ++m)  // within quarters: 2 partials per input
+    f[m] = _mm512_add_ps(_mm512_unpacklo_ps(e[2 * m], e[2 * m + 1]),
+                         _mm512_unpackhi_ps(e[2 * m], e[2 * m + 1]));
+  const __m512d lo = _mm512_castps_pd(f[0]), hi = _mm512_castps_pd(f[1]);
+  return _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(lo, hi)),
+                       _mm512_castpd_ps(_mm512_unpackhi_pd(lo, hi)));
+}
+
+inline __m512d lane_sums(const __m512d* a, int n) {
+  __m512d b[8];
+  for (int i = 0; i < 8; ++i) {
+    const int src = 2 * (i % 4) + i / 4;
+    b[i] = src < n ? a[src] : _mm512_setzero_pd();
+  }
+  __m512d c[4], e[2];
+  for (int m = 0; m < 4; ++m)
+    c[m] = _mm512_add_pd(_mm512_shuffle_f64x2(b[2 * m], b[2 * m + 1], 0x44),
+                         _mm512_shuffle_f64x2(b[2 * m], b[2 * m + 1], 0xEE));
+  for (int m = 0; m < 2; ++m)
+    e[m] = _mm512_add_pd(_mm512_shuffle_f64x2(c[2 * m], c[2 * m + 1], 0x88),
+                         _mm512_shuffle_f64x2(c[2 * m], c[2 * m + 1], 0xDD));
+  return _mm512_add_pd(_mm512_unpacklo_pd(e[0], e[1]), _mm512_unpackhi_pd(e[0], e[1]));
+}
+
+// Rows per register block for K centres: R K + 2 R + 1 registers of 32.
+constexpr int small_k_rows_per_block(int K) { return K <= 4 ? 4 : K <= 7 ? 3 : K <= 13 ? 2 : 1; }
+
+// The centres come chunk-interleaved (kmeans_tile.hpp), so each step reads K contiguous
+// vectors. Rows from X are prefetched a fixed distance ahead: the loop is FMA-bound on data in
+// cache, so the memory stream has to be started early to overlap with it.
+constexpr int64_t kPrefetchBytes = 96 * 1024;
+
+template <typename T, int K>
+void argmin_small_k(int32_t* label, T* mind, T* xx, const T* X, int64_t rows, int64_t d,
+                    const T* packed, const T* cnorm) {
+  using S = Simd<T>;
+  using reg = typename S::reg;
+  constexpr int R = small_k_rows_per_block(K);
+  constexpr int W = S::W;
+  const reg two = S::set1(T(2)), cn = S::load(cnorm);  // cnorm is +inf past k
+  const int64_t dfull = d / W * W;
+  const auto tail = static_cast<__mmask16>((1u << (d - dfull)) - 1);
+  const int64_t ahead = (kPrefetchBytes / int64_t(sizeof(T)) / d / R + 1) * R * d;
+  for (int64_t i = 0; i < rows; i += R) {
+    const T* xr[R];
+    const int valid = static_cast<int>(std::min<int64_t>(R, rows - i));
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) xr[r] = X + (i + (r < valid ? r : valid - 1)) * d;
+    reg acc[R][K], sq[R];
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      sq[r] = S::zero();
+#pragma GCC unroll 16
+      for (int j = 0; j < K; ++j) acc[r][j] = S::zero();
+    }
+    auto step = [&](int64_t p, auto load) {
+      reg x[R];
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r) {
+        x[r] = load(xr[r] + p);
+        sq[r] = S::fmadd(x[r], x[r], sq[r]);
+        _mm_prefetch(reinterpret_cast<const char*>(xr[r] + ahead + p), _MM_HINT_T1);
+      }
+      const T* c = packed + p * K;  // chunk p / W: K vectors, one per centre
+#pragma GCC unroll 16
+      for (int j = 0; j < K; ++j) {
+        reg cj = S::load(c + j * W);
+        asm("" : "+v"(cj));  // one load per centre chunk, not one per FMA operand
+#pragma GCC unroll 16
+        for (int r = 0; r < R; ++r) acc[r][j] = S::fmadd(x[r], cj, acc[r][j]);
+      }
+    };
+    for (int64_t p = 0; p < dfull; p += W) step(p, [](const T* q) { return S::load(q); });
+    if (dfull < d) step(dfull, [tail](const T* q) { return S::load_masked(tail, q); });
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {  // constant bounds keep acc in registers
+      if (r >= valid) break;
+      // ||c||^2 - 2 x.c with one rounding, as in argmin_panel; the first lane holding the
+      // minimum is the first centre.
+      const reg dist = S::fnmadd(two, lane_sums(acc[r], K), cn);
+      const T mn = S::hmin(dist);
+      const unsigned at = S::eq(dist, S::set1(mn));
+      label[i + r] = at ? static_cast<int32_t>(__builtin_ctz(at)) : 0;  // 0 only for NaN
+      mind[i + r] = mn;
+      xx[i + r] = S::hsum(sq[r]);
+    }
+  }
+}
+
+template <typename T, int... K>
+constexpr auto small_k_table(std::integer_sequence<int, K...>) {
+  using Fn = void (*)(int32_t*, T*, T*, const T*, int64_t, int64_t, const T*, const T*);
+  return std::array<Fn, sizeof...(K)>{&argmin_small_k<T, K + 1>...};
+}
+
 }  // namespace
 
 template <typename T>
@@ -204,6 +332,16 @@ void argmin_rows(int32_t* label, T* mind, const T* X, int64_t rows, int64_t d, c
       mind[i + r] = m;
     }
   }
+}
+
+template <typename T>
+bool argmin_rows_small_k(int32_t* label, T* mind, T* xx, const T* X, int64_t rows, int64_t d,
+                         const T* packed, const T* cnorm, int64_t k) {
+  static_assert(Simd<T>::W == kmeans_tile::small_k_width<T>(), "packing and lanes must agree");
+  static constexpr auto table = small_k_table<T>(std::make_integer_sequence<int, Simd<T>::W>{});
+  if (k < 1 || k > Simd<T>::W) return false;
+  table[k - 1](label, mind, xx, X, rows, d, packed, cnorm);
+  return true;
 }
 
 template <typename T>
@@ -280,6 +418,10 @@ template void argmin_rows<float>(int32_t*, float*, const float*, int64_t, int64_
                                  const float*, int64_t);
 template void argmin_rows<double>(int32_t*, double*, const double*, int64_t, int64_t,
                                   const double*, const double*, int64_t);
+template bool argmin_rows_small_k<float>(int32_t*, float*, float*, const float*, int64_t,
+                                         int64_t, const float*, const float*, int64_t);
+template bool argmin_rows_small_k<double>(int32_t*, double*, double*, const double*, int64_t,
+                                          int64_t, const double*, const double*, int64_t);
 template void dots_rows<float>(float*, const float*, int64_t, int64_t, const float*, int64_t);
 template void dots_rows<double>(double*, const double*, int64_t, int64_t, const double*, int64_t);
 

@@ -3,6 +3,10 @@
 // Centres are packed in panels of NR = 128 bytes / sizeof(T) centres: panel q holds centres
 // [q NR, q NR + NR) as a (d, NR) row-major block, zero-padded past k; cnorm (kpad,) holds
 // ||c||^2 and +inf for the padding, so a padded column never wins an argmin.
+//
+// For few centres (k <= V = 64 bytes / sizeof(T)) the small-k tile takes them chunk-
+// interleaved instead: d is cut into chunks of V and chunk q holds the k centres' elements
+// [q V, q V + V), one centre after the other, zero past d; so (ceil(d / V) V) k values.
 #pragma once
 
 #include <cstdint>
@@ -12,6 +16,9 @@ namespace kmeans_tile {
 
 template <typename T>
 constexpr int64_t panel_width() { return 128 / static_cast<int64_t>(sizeof(T)); }
+
+template <typename T>
+constexpr int64_t small_k_width() { return 64 / static_cast<int64_t>(sizeof(T)); }
 
 }  // namespace kmeans_tile
 
@@ -23,6 +30,11 @@ constexpr int64_t panel_width() { return 128 / static_cast<int64_t>(sizeof(T)); 
   template <typename T>                                                                      \
   void argmin_rows(int32_t* label, T* mind, const T* X, int64_t rows, int64_t d,             \
                    const T* packed, const T* cnorm, int64_t k);                              \
+  /* The same for k <= small_k_width centres packed chunk-interleaved, plus xx = ||x||^2   */ \
+  /* per row. Returns false if it does not take this k.                                    */ \
+  template <typename T>                                                                      \
+  bool argmin_rows_small_k(int32_t* label, T* mind, T* xx, const T* X, int64_t rows,         \
+                           int64_t d, const T* packed, const T* cnorm, int64_t k);           \
   /* k-means++ sweep over rows: d_t = max(||x||^2 + cnorm_t - 2 x.c_t, 0) for the ncols     */ \
   /* candidates of panel 0, m_t = min(d_t, closest_i); pots[t] += w_i m_t (float64); when   */ \
   /* update (one candidate), closest_i = m_0. Returns false if it cannot take ncols.        */ \
