@@ -59,6 +59,26 @@ void dots_rows(T* dots, const T* X, int64_t rows, int64_t d, const T* packed, in
   }
 }
 
+// Segments of d whose sums stay in a local array (registers or L1) while the rows go by.
+template <typename T>
+void add_rows(double* out, const T* X, const T* w, const int32_t* idx, int64_t count,
+              int64_t d) {
+  constexpr int64_t SEG = 64;
+  T acc[SEG];
+  for (int64_t p0 = 0; p0 < d && count > 0; p0 += SEG) {
+    const int64_t m = std::min(SEG, d - p0);
+    const T* x0 = X + static_cast<int64_t>(idx[0]) * d + p0;
+    const T w0 = w ? w[idx[0]] : T(1);
+    for (int64_t c = 0; c < m; ++c) acc[c] = w0 * x0[c];
+    for (int64_t t = 1; t < count; ++t) {
+      const T* x = X + static_cast<int64_t>(idx[t]) * d + p0;
+      const T wt = w ? w[idx[t]] : T(1);
+      for (int64_t c = 0; c < m; ++c) acc[c] += wt * x[c];
+    }
+    for (int64_t c = 0; c < m; ++c) out[p0 + c] += static_cast<double>(acc[c]);
+  }
+}
+
 }  // namespace kmeans_portable
 
 namespace {
@@ -87,6 +107,15 @@ void dots_rows(T* dots, const T* X, int64_t rows, int64_t d, const T* packed, in
   if (use_avx512<T>()) return kmeans_avx512::dots_rows(dots, X, rows, d, packed, ncols);
 #endif
   kmeans_portable::dots_rows(dots, X, rows, d, packed, ncols);
+}
+
+template <typename T>
+void add_rows(double* out, const T* X, const T* w, const int32_t* idx, int64_t count,
+              int64_t d) {
+#if defined(GRADKIT_HAVE_AVX512)
+  if (use_avx512<T>()) return kmeans_avx512::add_rows(out, X, w, idx, count, d);
+#endif
+  kmeans_portable::add_rows(out, X, w, idx, count, d);
 }
 
 // The small-k tile (lanes along d) where the ISA has one; it also returns ||x||^2.
@@ -146,32 +175,32 @@ inline T sq_norm_fast(const T* x, int64_t d) {
   return s;
 }
 
-// Per-thread sums of one block of rows in T, flushed into the chunk's float64 sums after each
-// block (only the clusters the block touched): float32 adds stay cheap, and no float32 sum
-// runs over more than one block.
-template <typename T>
-struct BlockSums {
-  std::vector<T> sums;
-  std::vector<char> used;
-  std::vector<int32_t> touched;
-  int64_t d;
-  BlockSums(int64_t k, int64_t d_) : sums(k * d_), used(k, 0), d(d_) {}
-  void add(int32_t j, const T* x, T wi) {
-    T* s = sums.data() + j * d;
-    if (!used[j]) {
-      used[j] = 1;
+// The rows of one block grouped by label, each group in row order (a linked list per label;
+// only the labels the block touched are visited and reset). Each group's weighted sum is then
+// taken in T, with the partial sums in registers while its rows stream by from cache, and
+// added to the chunk's float64 sums: float32 adds stay cheap, and no float32 sum runs over
+// more than one block.
+struct BlockGroups {
+  std::vector<int32_t> head, tail, next, touched, idx;
+  BlockGroups(int64_t k, int64_t rows) : head(k, -1), tail(k), next(rows), idx(rows) {}
+  void add(int32_t j, int32_t r) {
+    if (head[j] < 0) {
+      head[j] = r;
       touched.push_back(j);
-      for (int64_t p = 0; p < d; ++p) s[p] = wi * x[p];
     } else {
-      for (int64_t p = 0; p < d; ++p) s[p] += wi * x[p];
+      next[tail[j]] = r;
     }
+    tail[j] = r;
+    next[r] = -1;
   }
-  void flush(double* out) {
+  // f(j, rows of group j, count) for each touched label; then empty.
+  template <typename F>
+  void drain(F f) {
     for (int32_t j : touched) {
-      const T* s = sums.data() + j * d;
-      double* o = out + j * d;
-      for (int64_t p = 0; p < d; ++p) o[p] += static_cast<double>(s[p]);
-      used[j] = 0;
+      int64_t n = 0;
+      for (int32_t r = head[j]; r >= 0; r = next[r]) idx[n++] = r;
+      f(j, idx.data(), n);
+      head[j] = -1;
     }
     touched.clear();
   }
@@ -246,7 +275,7 @@ void assign_pass(std::vector<Partial>& parts, int32_t* labels, const T* X, const
   {
     std::vector<int32_t> lab(B);
     std::vector<T> mind(B), xxb(B);
-    BlockSums<T> block(update ? k : 0, d);
+    BlockGroups groups(update ? k : 0, B);
 #pragma omp for schedule(static)
     for (int64_t c = 0; c < chunks; ++c) {
       Partial& part = parts[c];
@@ -272,12 +301,15 @@ void assign_pass(std::vector<Partial>& parts, int32_t* labels, const T* X, const
           labels[i] = j;
           if (update) {
             part.weight[j] += wi;
-            block.add(j, x, static_cast<T>(wi));
+            groups.add(j, static_cast<int32_t>(r));
           }
           const double xx = pk.small_k ? xxb[r] : sq_norm_fast(x, d);
           part.inertia += wi * std::max(0.0, xx + static_cast<double>(mind[r]));
         }
-        if (update) block.flush(part.sums.data());
+        if (update)
+          groups.drain([&](int32_t j, const int32_t* idx, int64_t count) {
+            add_rows(part.sums.data() + j * d, X + i0 * d, w ? w + i0 : nullptr, idx, count, d);
+          });
       }
     }
   }

@@ -16,6 +16,7 @@
 // gcc 12 warns that the _mm512_undefined_* inside its own reduction intrinsics may be used
 // uninitialised (a known false positive of those headers).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 
 namespace gk {
 namespace kmeans_avx512 {
@@ -38,7 +39,17 @@ struct Simd<float> {
   }
   static reg load_masked(__mmask16 m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
   static void store(float* p, reg v) { _mm512_storeu_ps(p, v); }
+  // out[0..n) += v[0..n) in float64 (n <= 16)
+  static void add_to(double* out, reg v, int n) {
+    const __mmask8 lo = static_cast<__mmask8>(n >= 8 ? 0xff : (1u << n) - 1);
+    const __mmask8 hi = static_cast<__mmask8>(n >= 16 ? 0xff : n > 8 ? (1u << (n - 8)) - 1 : 0);
+    const __m512d a = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+    const __m512d b = _mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1));
+    _mm512_mask_storeu_pd(out, lo, _mm512_add_pd(_mm512_maskz_loadu_pd(lo, out), a));
+    _mm512_mask_storeu_pd(out + 8, hi, _mm512_add_pd(_mm512_maskz_loadu_pd(hi, out + 8), b));
+  }
   static reg fmadd(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
+  static reg mul(reg a, reg b) { return _mm512_mul_ps(a, b); }
   static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
   static reg min(reg a, reg b) { return _mm512_min_ps(a, b); }
   static reg max(reg a, reg b) { return _mm512_max_ps(a, b); }
@@ -82,7 +93,12 @@ struct Simd<double> {
     return _mm512_maskz_loadu_pd(static_cast<__mmask8>(m), p);
   }
   static void store(double* p, reg v) { _mm512_storeu_pd(p, v); }
+  static void add_to(double* out, reg v, int n) {
+    const __mmask8 m = static_cast<__mmask8>(n >= 8 ? 0xff : (1u << n) - 1);
+    _mm512_mask_storeu_pd(out, m, _mm512_add_pd(_mm512_maskz_loadu_pd(m, out), v));
+  }
   static reg fmadd(reg a, reg b, reg c) { return _mm512_fmadd_pd(a, b, c); }
+  static reg mul(reg a, reg b) { return _mm512_mul_pd(a, b); }
   static reg add(reg a, reg b) { return _mm512_add_pd(a, b); }
   static reg min(reg a, reg b) { return _mm512_min_pd(a, b); }
   static reg max(reg a, reg b) { return _mm512_max_pd(a, b); }
@@ -298,7 +314,53 @@ constexpr auto small_k_table(std::integer_sequence<int, K...>) {
   return std::array<Fn, sizeof...(K)>{&argmin_small_k<T, K + 1>...};
 }
 
+// out[p0, p0 + NV W) (the last vector holding `last` lanes) += the listed rows' weighted sum:
+// NV accumulators stay in registers while the rows stream by, so the sums cost one read of
+// each row and one update of out per call.
+template <typename T, int NV>
+inline void add_rows_vectors(double* out, const T* X, const T* w, const int32_t* idx,
+                             int64_t count, int64_t d, int64_t p0, int last) {
+  using S = Simd<T>;
+  using reg = typename S::reg;
+  const auto m = static_cast<__mmask16>(last >= 16 ? 0xffff : (1u << last) - 1);
+  auto load = [&](const T* x, int v) {
+    return v == NV - 1 && last < S::W ? S::load_masked(m, x + p0 + v * S::W)
+                                      : S::load(x + p0 + v * S::W);
+  };
+  reg acc[NV];
+  const T* x0 = X + static_cast<int64_t>(idx[0]) * d;
+  const reg w0 = S::set1(w ? w[idx[0]] : T(1));
+#pragma GCC unroll 16
+  for (int v = 0; v < NV; ++v) acc[v] = w ? S::mul(w0, load(x0, v)) : load(x0, v);
+  for (int64_t t = 1; t < count; ++t) {
+    const T* x = X + static_cast<int64_t>(idx[t]) * d;
+    if (w) {
+      const reg wt = S::set1(w[idx[t]]);
+#pragma GCC unroll 16
+      for (int v = 0; v < NV; ++v) acc[v] = S::fmadd(wt, load(x, v), acc[v]);
+    } else {
+#pragma GCC unroll 16
+      for (int v = 0; v < NV; ++v) acc[v] = S::add(acc[v], load(x, v));
+    }
+  }
+#pragma GCC unroll 16
+  for (int v = 0; v < NV; ++v) S::add_to(out + p0 + v * S::W, acc[v], v == NV - 1 ? last : S::W);
+}
+
 }  // namespace
+
+template <typename T>
+void add_rows(double* out, const T* X, const T* w, const int32_t* idx, int64_t count,
+              int64_t d) {
+  constexpr int W = Simd<T>::W;
+  if (count <= 0) return;
+  const int64_t nfull = d / W;
+  const int last = static_cast<int>(d - nfull * W);
+  int64_t v = 0;
+  for (; v + 8 <= nfull; v += 8) add_rows_vectors<T, 8>(out, X, w, idx, count, d, v * W, W);
+  for (; v < nfull; ++v) add_rows_vectors<T, 1>(out, X, w, idx, count, d, v * W, W);
+  if (last) add_rows_vectors<T, 1>(out, X, w, idx, count, d, nfull * W, last);
+}
 
 template <typename T>
 void argmin_rows(int32_t* label, T* mind, const T* X, int64_t rows, int64_t d, const T* packed,
@@ -422,6 +484,10 @@ template bool argmin_rows_small_k<float>(int32_t*, float*, float*, const float*,
                                          int64_t, const float*, const float*, int64_t);
 template bool argmin_rows_small_k<double>(int32_t*, double*, double*, const double*, int64_t,
                                           int64_t, const double*, const double*, int64_t);
+template void add_rows<float>(double*, const float*, const float*, const int32_t*, int64_t,
+                              int64_t);
+template void add_rows<double>(double*, const double*, const double*, const int32_t*, int64_t,
+                               int64_t);
 template void dots_rows<float>(float*, const float*, int64_t, int64_t, const float*, int64_t);
 template void dots_rows<double>(double*, const double*, int64_t, int64_t, const double*, int64_t);
 

@@ -41,6 +41,12 @@ constexpr int64_t small_k_width() { return 64 / static_cast<int64_t>(sizeof(T));
   template <typename T>                                                                      \
   bool pp_sweep_rows(double* pots, T* closest, const T* X, const T* w, int64_t rows,         \
                      int64_t d, const T* packed, const T* cnorm, int64_t ncols, bool update); \
+  /* out (d,) += sum of w_i x_i over the rows idx[0..count) of X (stride d), in that order:  */ \
+  /* summed in T (the first term rounded once, then one fused multiply-add per row), then    */ \
+  /* added to out in float64. w null: unit weights.                                          */ \
+  template <typename T>                                                                      \
+  void add_rows(double* out, const T* X, const T* w, const int32_t* idx, int64_t count,      \
+                int64_t d);                                                                  \
   /* dots (rows, ncols) = X . c_j for the first ncols <= NR centres of panel 0. */            \
   template <typename T>                                                                      \
   void dots_rows(T* dots, const T* X, int64_t rows, int64_t d, const T* packed, int64_t ncols);
