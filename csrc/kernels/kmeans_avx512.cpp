@@ -369,9 +369,16 @@ void argmin_rows(int32_t* label, T* mind, const T* X, int64_t rows, int64_t d, c
   constexpr int64_t NR = kmeans_tile::panel_width<T>();
   const int64_t panels = (k + NR - 1) / NR;
   const bool last_half = (k - (panels - 1) * NR) <= S::W;  // last panel fits one vector
+  const int64_t block_bytes = MR * d * static_cast<int64_t>(sizeof(T));
   for (int64_t i = 0; i < rows; i += MR) {
     const T* xr[MR];
     const int valid = set_rows(xr, X, i, rows, d);
+    // Short rows: fetch the next block while this one runs through all the panels (the
+    // hardware prefetcher alone leaves the loads waiting; for long rows it keeps up).
+    if (block_bytes <= 8192 && i + 2 * MR <= rows) {
+      const char* next = reinterpret_cast<const char*>(X + (i + MR) * d);
+      for (int64_t b = 0; b < block_bytes; b += 64) _mm_prefetch(next + b, _MM_HINT_T0);
+    }
     typename S::reg best[MR];
     typename S::idx bidx[MR];
     for (int r = 0; r < MR; ++r) {
