@@ -244,7 +244,7 @@ inline __m512d lane_sums(const __m512d* a, int n) {
 }
 
 // Rows per register block for K centres: R K + 2 R + 1 registers of 32.
-constexpr int small_k_rows_per_block(int K) { return K <= 4 ? 4 : K <= 7 ? 3 : K <= 13 ? 2 : 1; }
+constexpr int small_k_rows_per_block(int K) { return K <= 4 ? 4 : K <= 7 ? 3 : 2; }
 
 // The centres come chunk-interleaved (kmeans_tile.hpp), so each step reads K contiguous
 // vectors. Rows from X are prefetched a fixed distance ahead: the loop is FMA-bound on data in
@@ -411,8 +411,9 @@ template <typename T>
 bool argmin_rows_small_k(int32_t* label, T* mind, T* xx, const T* X, int64_t rows, int64_t d,
                          const T* packed, const T* cnorm, int64_t k) {
   static_assert(Simd<T>::W == kmeans_tile::small_k_width<T>(), "packing and lanes must agree");
-  static constexpr auto table = small_k_table<T>(std::make_integer_sequence<int, Simd<T>::W>{});
-  if (k < 1 || k > Simd<T>::W) return false;
+  constexpr int kmax = static_cast<int>(kmeans_tile::small_k_max<T>());
+  static constexpr auto table = small_k_table<T>(std::make_integer_sequence<int, kmax>{});
+  if (k < 1 || k > kmax) return false;
   table[k - 1](label, mind, xx, X, rows, d, packed, cnorm);
   return true;
 }

@@ -4,7 +4,7 @@
 // [q NR, q NR + NR) as a (d, NR) row-major block, zero-padded past k; cnorm (kpad,) holds
 // ||c||^2 and +inf for the padding, so a padded column never wins an argmin.
 //
-// For few centres (k <= V = 64 bytes / sizeof(T)) the small-k tile takes them chunk-
+// For few centres (k <= small_k_max) the small-k tile takes them chunk-
 // interleaved instead: d is cut into chunks of V and chunk q holds the k centres' elements
 // [q V, q V + V), one centre after the other, zero past d; so (ceil(d / V) V) k values.
 #pragma once
@@ -20,6 +20,10 @@ constexpr int64_t panel_width() { return 128 / static_cast<int64_t>(sizeof(T)); 
 template <typename T>
 constexpr int64_t small_k_width() { return 64 / static_cast<int64_t>(sizeof(T)); }
 
+// The most centres the small-k tile takes: 12 float32, 6 float64.
+template <typename T>
+constexpr int64_t small_k_max() { return 3 * small_k_width<T>() / 4; }
+
 }  // namespace kmeans_tile
 
 // Each ISA implements the same two functions in its own namespace (see DESIGN.md: inline code
@@ -30,7 +34,7 @@ constexpr int64_t small_k_width() { return 64 / static_cast<int64_t>(sizeof(T));
   template <typename T>                                                                      \
   void argmin_rows(int32_t* label, T* mind, const T* X, int64_t rows, int64_t d,             \
                    const T* packed, const T* cnorm, int64_t k);                              \
-  /* The same for k <= small_k_width centres packed chunk-interleaved, plus xx = ||x||^2   */ \
+  /* The same for k <= small_k_max centres packed chunk-interleaved, plus xx = ||x||^2     */ \
   /* per row. Returns false if it does not take this k.                                    */ \
   template <typename T>                                                                      \
   bool argmin_rows_small_k(int32_t* label, T* mind, T* xx, const T* X, int64_t rows,         \
