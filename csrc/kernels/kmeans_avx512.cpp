@@ -199,9 +199,11 @@ inline void argmin_panel(typename Simd<T>::reg (&best)[MR], typename Simd<T>::id
 }
 
 // ---- small k: lanes along d ---------------------------------------------------------------
-// With k <= W centres, a centre panel of 2W lanes would leave most FMAs idle. Here the lanes
-// run along d instead: R rows x K centres accumulators, the rows and the centres (row-major,
-// as given) streamed together, ||x||^2 on the side, and one horizontal reduction per row.
+// With few centres a centre panel (2W lanes, or W for the last one) leaves FMAs idle. Here
+// the lanes run along d instead: R rows x K centres accumulators, the rows and the centres
+// (chunk-interleaved) streamed together, ||x||^2 on the side, and one horizontal reduction per
+// row. The sums run in a different order than in the panel tile, so a near-tie may round to
+// the other centre.
 
 // Lane L of the result = sum of the lanes of a[L] (a[j] = 0 for j >= n): a transpose-and-add
 // in log2(W) steps of two shuffles and one add per pair of inputs.
