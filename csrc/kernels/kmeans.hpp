@@ -56,4 +56,9 @@ void kmeans_plusplus(int64_t* indices, const T* X, const T* w, int64_t n, int64_
                      int64_t n_clusters, int64_t n_local_trials, const double* uniforms,
                      int n_threads);
 
+// np.mean(np.var(X, axis=0)) in float64 (two passes by fixed chunks of rows): the scale of
+// scikit-learn's tol. Not finite when X holds NaN or inf.
+template <typename T>
+double kmeans_mean_variance(const T* X, int64_t n, int64_t d, int n_threads);
+
 }  // namespace gk
