@@ -18,7 +18,7 @@ constexpr int64_t panel_width() { return 128 / static_cast<int64_t>(sizeof(T)); 
 // [q][2j + s], zero past m and past d: one 64-byte vector per pair and group.
 template <typename T>
 constexpr int pp_group() { return static_cast<int>(32 / sizeof(T)); }
-constexpr int64_t pp_block_rows() { return 256; }
+constexpr int64_t pp_block_rows() { return 64; }
 
 template <typename T>
 int64_t pp_packed_size(int64_t m, int64_t d) {
