@@ -446,11 +446,16 @@ double kmeans_lloyd(T* centers, int32_t* labels, int64_t* n_iter, const T* X, co
 
 namespace kmeans_portable {
 
-// Same contract as the AVX-512 tile; each distance is computed as the portable Lloyd path did
+// Same contract as the AVX-512 tile; each distance is computed as the portable sweep did
 // (||x||^2 in float64 rounded to T, one chain over p for x.c).
 template <typename T>
-void pp_tile(double* pots, T* closest, const T* X, const T* w, int64_t rows, int64_t d,
-             const T* packed, const T* cn, int64_t m, bool update) {
+void pp_norms(T* xx, const T* X, int64_t rows, int64_t d) {
+  for (int64_t i = 0; i < rows; ++i) xx[i] = static_cast<T>(sq_norm(X + i * d, d));
+}
+
+template <typename T>
+void pp_tile(double* pots, T* closest, const T* X, const T* xxs, const T* w, int64_t rows,
+             int64_t d, const T* packed, const T* cn, int64_t m, bool update) {
   constexpr int G = kmeans_tile::pp_group<T>();
   const int64_t npairs = (d + 1) / 2, groups = (m + G - 1) / G;
   // Unpacked to (d, G) per group so that the dot loop below is the Lloyd panel's loop.
@@ -461,7 +466,7 @@ void pp_tile(double* pots, T* closest, const T* X, const T* w, int64_t rows, int
         cols[(g * d + p) * G + j] = packed[(g * npairs + p / 2) * 2 * G + 2 * j + p % 2];
   for (int64_t i = 0; i < rows; ++i) {
     const T* x = X + i * d;
-    const T xx = static_cast<T>(sq_norm(x, d));
+    const T xx = xxs[i];
     const double wi = w ? static_cast<double>(w[i]) : 1.0;
     for (int64_t g = 0; g * G < m; ++g) {
       // p outer, candidates inner, as the Lloyd panel loop: one multiply-add chain over p per
@@ -486,13 +491,21 @@ void pp_tile(double* pots, T* closest, const T* X, const T* w, int64_t rows, int
 namespace {
 
 template <typename T>
-void pp_tile(double* pots, T* closest, const T* X, const T* w, int64_t rows, int64_t d,
-             const T* packed, const T* cn, int64_t m, bool update) {
+void pp_norms(T* xx, const T* X, int64_t rows, int64_t d) {
+#if defined(GRADKIT_HAVE_AVX512)
+  if (use_avx512<T>()) return kmeans_avx512::pp_norms(xx, X, rows, d);
+#endif
+  kmeans_portable::pp_norms(xx, X, rows, d);
+}
+
+template <typename T>
+void pp_tile(double* pots, T* closest, const T* X, const T* xx, const T* w, int64_t rows,
+             int64_t d, const T* packed, const T* cn, int64_t m, bool update) {
 #if defined(GRADKIT_HAVE_AVX512)
   if (use_avx512<T>())
-    return kmeans_avx512::pp_tile(pots, closest, X, w, rows, d, packed, cn, m, update);
+    return kmeans_avx512::pp_tile(pots, closest, X, xx, w, rows, d, packed, cn, m, update);
 #endif
-  kmeans_portable::pp_tile(pots, closest, X, w, rows, d, packed, cn, m, update);
+  kmeans_portable::pp_tile(pots, closest, X, xx, w, rows, d, packed, cn, m, update);
 }
 
 // f(i) for i in [0, n): a plain loop on one thread (no OpenMP team to set up for small inputs).
@@ -526,6 +539,20 @@ void kmeans_plusplus(int64_t* indices, const T* X, const T* w, int64_t n, int64_
   nt = static_cast<int>(std::min<int64_t>(nt, nb));
 
   std::vector<T> closest(n, std::numeric_limits<T>::infinity());
+  // Row norms are kept for all rounds when that n-vector is small next to X (d >= 32) or
+  // small outright; otherwise each sweep recomputes them block by block.
+  const bool keep_norms = d >= 32 || n <= (1 << 16);
+  std::vector<T> norms(keep_norms ? n : 0);
+  if (keep_norms)
+    for_each_block(nb, nt, [&](int64_t b) {
+      pp_norms(norms.data() + b * B, X + b * B * d, rows_of(b), d);
+    });
+  // The norms of block b: kept, or computed into buf.
+  auto norms_of = [&](int64_t b, T* buf) -> const T* {
+    if (keep_norms) return norms.data() + b * B;
+    pp_norms(buf, X + b * B * d, rows_of(b), d);
+    return buf;
+  };
   std::vector<double> pots(nb * M), block_mass(nb);
   std::vector<T> rows_buf(M * d), packed(kmeans_tile::pp_packed_size<T>(M, d)), cn(M);
   std::vector<T> one_packed(kmeans_tile::pp_packed_size<T>(1, d)), scratch(B);
@@ -554,8 +581,9 @@ void kmeans_plusplus(int64_t* indices, const T* X, const T* w, int64_t n, int64_
     for_each_block(nb, nt, [&](int64_t b) {
       double* pb = pots.data() + b * M;
       std::fill(pb, pb + m, 0.0);
-      pp_tile(pb, closest.data() + b * B, X + b * B * d, w ? w + b * B : nullptr, rows_of(b), d,
-              packed.data(), cn.data(), m, update);
+      T buf[B];
+      pp_tile(pb, closest.data() + b * B, X + b * B * d, norms_of(b, buf), w ? w + b * B : nullptr,
+              rows_of(b), d, packed.data(), cn.data(), m, update);
     });
     for (int64_t t = 0; t < m; ++t) {
       double s = 0;
@@ -605,8 +633,9 @@ void kmeans_plusplus(int64_t* indices, const T* X, const T* w, int64_t n, int64_
       std::copy(closest.begin() + b * B, closest.begin() + b * B + rows, scratch.begin());
       if (pending) {
         double unused = 0;
-        pp_tile(&unused, scratch.data(), X + b * B * d, w ? w + b * B : nullptr, rows, d,
-                one_packed.data(), &one_cn, 1, true);
+        T buf[B];
+        pp_tile(&unused, scratch.data(), X + b * B * d, norms_of(b, buf), w ? w + b * B : nullptr,
+                rows, d, one_packed.data(), &one_cn, 1, true);
       }
       for (int64_t r = 0; r < rows; ++r)
         mass_buf[r] = wt(b * B + r) * static_cast<double>(scratch[r]);

@@ -236,34 +236,34 @@ struct Pairs<double> {
 
 }  // namespace
 
+// ||x||^2 as the k-means++ sweep always did it: W lanes over p, then the lane sum.
 template <typename T>
-void pp_tile(double* pots, T* closest, const T* X, const T* w, int64_t rows, int64_t d,
-             const T* packed, const T* cn, int64_t m, bool update) {
+void pp_norms(T* xx, const T* X, int64_t rows, int64_t d) {
+  using S = Simd<T>;
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* x = X + r * d;
+    typename S::reg sq = S::zero();
+    int64_t p = 0;
+    for (; p + S::W <= d; p += S::W) {
+      const typename S::reg v = S::load(x + p);
+      sq = S::fmadd(v, v, sq);
+    }
+    if (p < d) {
+      const typename S::reg v = S::load_partial(x + p, d - p);
+      sq = S::fmadd(v, v, sq);
+    }
+    xx[r] = S::hsum(sq);
+  }
+}
+
+template <typename T>
+void pp_tile(double* pots, T* closest, const T* X, const T* xx, const T* w, int64_t rows,
+             int64_t d, const T* packed, const T* cn, int64_t m, bool update) {
   using S = Simd<T>;
   using P = Pairs<T>;
   constexpr int G = kmeans_tile::pp_group<T>();  // candidates per register
   const int64_t full = d / 2, npairs = (d + 1) / 2, groups = (m + G - 1) / G;
   const typename S::reg two = S::set1(T(2)), zero = S::zero();
-
-  // ||x||^2 as the k-means++ sweep always did it: W lanes over p, then the lane sum. Computed
-  // with the first group, a few rows at a time, so those rows are in L1 for the dot products.
-  T xx[kmeans_tile::pp_block_rows()];
-  auto norms = [&](int64_t i0, int64_t i1) {
-    for (int64_t r = i0; r < i1; ++r) {
-      const T* x = X + r * d;
-      typename S::reg sq = S::zero();
-      int64_t p = 0;
-      for (; p + S::W <= d; p += S::W) {
-        const typename S::reg v = S::load(x + p);
-        sq = S::fmadd(v, v, sq);
-      }
-      if (p < d) {
-        const typename S::reg v = S::load_partial(x + p, d - p);
-        sq = S::fmadd(v, v, sq);
-      }
-      xx[r] = S::hsum(sq);
-    }
-  };
 
   for (int64_t g = 0; g < groups; ++g) {
     const T* panel = packed + g * npairs * S::W;
@@ -276,7 +276,6 @@ void pp_tile(double* pots, T* closest, const T* X, const T* w, int64_t rows, int
     for (int64_t i = 0; i < rows; i += MR) {
       const T* xr[MR];
       const int valid = set_rows(xr, X, i, rows, d);
-      if (g == 0) norms(i, i + valid);
       // Lane 2j sums x[p] c_j[p] over even p, lane 2j + 1 over odd p: the two chains of the
       // one-vector Lloyd panel, so each distance has the same bits as there.
       typename S::reg acc[MR];
@@ -313,10 +312,12 @@ void pp_tile(double* pots, T* closest, const T* X, const T* w, int64_t rows, int
   }
 }
 
-template void pp_tile<float>(double*, float*, const float*, const float*, int64_t, int64_t,
-                             const float*, const float*, int64_t, bool);
-template void pp_tile<double>(double*, double*, const double*, const double*, int64_t, int64_t,
-                              const double*, const double*, int64_t, bool);
+template void pp_norms<float>(float*, const float*, int64_t, int64_t);
+template void pp_norms<double>(double*, const double*, int64_t, int64_t);
+template void pp_tile<float>(double*, float*, const float*, const float*, const float*, int64_t,
+                             int64_t, const float*, const float*, int64_t, bool);
+template void pp_tile<double>(double*, double*, const double*, const double*, const double*,
+                              int64_t, int64_t, const double*, const double*, int64_t, bool);
 template void argmin_rows<float>(int32_t*, float*, const float*, int64_t, int64_t, const float*,
                                  const float*, int64_t);
 template void argmin_rows<double>(int32_t*, double*, const double*, int64_t, int64_t,

@@ -45,13 +45,16 @@ void pp_pack(T* packed, const T* cands, int64_t m, int64_t d) {
   template <typename T>                                                                      \
   void argmin_rows(int32_t* label, T* mind, const T* X, int64_t rows, int64_t d,             \
                    const T* packed, const T* cnorm, int64_t k);                              \
-  /* k-means++: for rows <= pp_block_rows() rows of X (stride d) and m candidates packed    */ \
-  /* by pp_pack, d_t = max(||x||^2 + cn_t - 2 x.c_t, 0). When update, candidate 0 joins   */ \
+  /* k-means++: xx_i = ||x_i||^2 for `rows` rows of X (stride d).                          */ \
+  template <typename T>                                                                      \
+  void pp_norms(T* xx, const T* X, int64_t rows, int64_t d);                                 \
+  /* k-means++: for rows of X (stride d) with norms xx from pp_norms, and m candidates       */ \
+  /* packed by pp_pack, d_t = max(xx + cn_t - 2 x.c_t, 0). When update, candidate 0 joins  */ \
   /* the centres first: closest_i = min(d_0, closest_i). Then pots[t] += w_i              */ \
   /* min(d_t, closest_i) (float64, t < m).                                               */ \
   template <typename T>                                                                      \
-  void pp_tile(double* pots, T* closest, const T* X, const T* w, int64_t rows, int64_t d,    \
-               const T* packed, const T* cn, int64_t m, bool update);
+  void pp_tile(double* pots, T* closest, const T* X, const T* xx, const T* w, int64_t rows,  \
+               int64_t d, const T* packed, const T* cn, int64_t m, bool update);
 
 namespace kmeans_portable { GK_KMEANS_TILE_DECLS }
 #if defined(GRADKIT_HAVE_AVX512)
