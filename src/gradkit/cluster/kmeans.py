@@ -240,21 +240,23 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
         # parameter and data validation, which would cost more than fitting 1,000 points;
         # the checks made here accept exactly what those would, and nothing is converted.
         if self._plain_params() and _plain_float_array(X):
-            variance = _ops().kmeans_mean_variance(X, _threads(self.n_threads))
+            n_threads = _threads(self.n_threads)
+            variance = _ops().kmeans_mean_variance(X, n_threads)
             if np.isfinite(variance):  # else NaN/inf in X: validate_data names them
                 self.n_features_in_ = X.shape[1]
                 if hasattr(self, "feature_names_in_"):
                     del self.feature_names_in_
-                return self._fit(X, sample_weight, variance)
+                return self._fit(X, sample_weight, variance, n_threads)
         return self._fit_validated(X, y, sample_weight)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def _fit_validated(self, X, y=None, sample_weight=None):
         X = validate_data(self, X, dtype=_DTYPES, order="C", accept_sparse=False)
-        variance = _ops().kmeans_mean_variance(X, _threads(self.n_threads))
-        return self._fit(X, sample_weight, variance)
+        n_threads = _threads(self.n_threads)
+        variance = _ops().kmeans_mean_variance(X, n_threads)
+        return self._fit(X, sample_weight, variance, n_threads)
 
-    def _fit(self, X, sample_weight, variance):
+    def _fit(self, X, sample_weight, variance, n_threads):
         _check_n_clusters(self.n_clusters, X.shape[0])
         sample_weight = _weights(sample_weight, X)
         init = self._check_init(X)
@@ -266,7 +268,6 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
                           f"in KMeans instead of n_init={n_init}.", RuntimeWarning, stacklevel=3)
             n_init = 1
         tol = self.tol * variance if self.tol > 0 else 0.0
-        n_threads = _threads(self.n_threads)
         random_state = _random_state(self.random_state)
         ops = _ops()
 
