@@ -562,7 +562,7 @@ void kmeans_plusplus(int64_t* indices, const T* X, const T* w, int64_t n, int64_
 
   // Candidate rows gathered and packed, with their squared norms (summed as the Lloyd
   // tile's packing does).
-  auto load = [&](const int64_t* idx, int64_t m, T* pk, T* norms) {
+  auto load = [&](const int64_t* idx, int64_t m, T* pk, T* cnorm) {
     for (int64_t t = 0; t < m; ++t) {
       const T* c = X + idx[t] * d;
       std::copy(c, c + d, rows_buf.begin() + t * d);
@@ -571,7 +571,7 @@ void kmeans_plusplus(int64_t* indices, const T* X, const T* w, int64_t n, int64_
         const T v = c[p];
         s += v * v;
       }
-      norms[t] = s;
+      cnorm[t] = s;
     }
     kmeans_tile::pp_pack(pk, rows_buf.data(), m, d);
   };
@@ -582,8 +582,8 @@ void kmeans_plusplus(int64_t* indices, const T* X, const T* w, int64_t n, int64_
       double* pb = pots.data() + b * M;
       std::fill(pb, pb + m, 0.0);
       T buf[B];
-      pp_tile(pb, closest.data() + b * B, X + b * B * d, norms_of(b, buf), w ? w + b * B : nullptr,
-              rows_of(b), d, packed.data(), cn.data(), m, update);
+      pp_tile(pb, closest.data() + b * B, X + b * B * d, norms_of(b, buf),
+              w ? w + b * B : nullptr, rows_of(b), d, packed.data(), cn.data(), m, update);
     });
     for (int64_t t = 0; t < m; ++t) {
       double s = 0;
@@ -634,8 +634,8 @@ void kmeans_plusplus(int64_t* indices, const T* X, const T* w, int64_t n, int64_
       if (pending) {
         double unused = 0;
         T buf[B];
-        pp_tile(&unused, scratch.data(), X + b * B * d, norms_of(b, buf), w ? w + b * B : nullptr,
-                rows, d, one_packed.data(), &one_cn, 1, true);
+        pp_tile(&unused, scratch.data(), X + b * B * d, norms_of(b, buf),
+                w ? w + b * B : nullptr, rows, d, one_packed.data(), &one_cn, 1, true);
       }
       for (int64_t r = 0; r < rows; ++r)
         mass_buf[r] = wt(b * B + r) * static_cast<double>(scratch[r]);
