@@ -444,9 +444,10 @@ def test_kmeans_plusplus_same_indices_as_before(case, dtype):
 
 
 @pytest.mark.parametrize("trials", [1, 9, 17, 33])  # one to several candidate groups
-@pytest.mark.parametrize("n, d", [(1000, 1), (1000, 2), (777, 33), (20_000, 8)])
+@pytest.mark.parametrize("n, d", [(1000, 1), (1000, 2), (777, 33), (20_000, 8), (70_000, 3)])
 def test_kmeans_plusplus_many_trials_match_reference(n, d, trials, dtype):
-    # 20,000 x 8 runs the sweep on two threads; odd d exercises the last-coordinate tail.
+    # 20,000 x 8 runs the sweep on two threads; odd d exercises the last-coordinate tail;
+    # 70,000 x 3 recomputes the row norms in every sweep instead of keeping them.
     ops, ref = backends.load("cpp"), backends.load("numpy")
     X, w = _pp_data(n, d, dtype, d)
     u = np.random.default_rng(trials).uniform(size=1 + 11 * trials)
