@@ -478,10 +478,11 @@ def test_mean_variance_matches_numpy(name, dtype):
 
 
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
-@pytest.mark.parametrize("shape", [(1000, 2, 8), (4096, 5, 40), (300, 17, 60)])
+@pytest.mark.parametrize("shape", [(1000, 2, 8), (2000, 3, 12), (300, 5, 30), (4096, 5, 40)])
 def test_small_lloyd_matches_the_step_by_step_loop(shape, weighted, dtype):
-    # kmeans_lloyd has its own loop for inputs of one chunk (n <= 4096); it must behave as the
-    # general loop over kmeans_lloyd_step (sums differ only in rounding: float64 vs blocks).
+    # kmeans_lloyd has its own loop for tiny inputs (n <= 4096 and 2 n d k < 2e5; the last
+    # shape is past it): it must behave as the general loop over kmeans_lloyd_step (the sums
+    # differ only in rounding: float64 directly vs float32 blocks).
     n, d, k = shape
     ops, ref = backends.load("cpp"), backends.load("numpy")
     X = _blobs(n, d, 10, dtype, seed=n + k)

@@ -350,8 +350,8 @@ double kmeans_inertia(const int32_t* labels, const T* X, const T* w, const T* ce
 
 namespace {
 
-// The Lloyd loop for inputs of one chunk (which run on one thread anyway): no OpenMP region,
-// buffers allocated once, no per-iteration inertia (the loop does not use it), and the
+// The Lloyd loop for tiny inputs (one chunk, under the one-thread work threshold): no OpenMP
+// region, buffers allocated once, no per-iteration inertia (the loop does not use it), and the
 // cluster sums go straight to float64. For a 1,000 x 2 fit the general path's set-up per
 // iteration cost more than the arithmetic.
 template <typename T>
@@ -419,7 +419,8 @@ double lloyd_small(T* centers, int32_t* labels, int64_t* n_iter, const T* X, con
 template <typename T>
 double kmeans_lloyd(T* centers, int32_t* labels, int64_t* n_iter, const T* X, const T* w,
                     int64_t n, int64_t d, int64_t k, int max_iter, double tol, int n_threads) {
-  if (n_chunks(n) == 1) return lloyd_small(centers, labels, n_iter, X, w, n, d, k, max_iter, tol);
+  if (n_chunks(n) == 1 && 2.0 * n * d * k < 2e5)  // one chunk, one thread: set-up dominates
+    return lloyd_small(centers, labels, n_iter, X, w, n, d, k, max_iter, tol);
   std::vector<T> other(centers, centers + k * d);
   T* cur = centers;
   T* nxt = other.data();
