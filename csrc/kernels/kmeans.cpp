@@ -46,18 +46,7 @@ void argmin_rows(int32_t* label, T* mind, const T* X, int64_t rows, int64_t d, c
   }
 }
 
-template <typename T>
-void dots_rows(T* dots, const T* X, int64_t rows, int64_t d, const T* packed, int64_t ncols) {
-  constexpr int64_t NR = kmeans_tile::panel_width<T>();
-  T dot[NR];
-  for (int64_t i = 0; i < rows; ++i) {
-    const T* x = X + i * d;
-    for (int64_t c = 0; c < NR; ++c) dot[c] = T(0);
-    for (int64_t p = 0; p < d; ++p)
-      for (int64_t c = 0; c < NR; ++c) dot[c] += x[p] * packed[p * NR + c];
-    for (int64_t c = 0; c < ncols; ++c) dots[i * ncols + c] = dot[c];
-  }
-}
+// pp_tile (portable) sits with the k-means++ driver at the end of this file.
 
 // Segments of d whose sums stay in a local array (registers or L1) while the rows go by.
 template <typename T>
@@ -99,14 +88,6 @@ void argmin_rows(int32_t* label, T* mind, const T* X, int64_t rows, int64_t d, c
   if (use_avx512<T>()) return kmeans_avx512::argmin_rows(label, mind, X, rows, d, packed, cnorm, k);
 #endif
   kmeans_portable::argmin_rows(label, mind, X, rows, d, packed, cnorm, k);
-}
-
-template <typename T>
-void dots_rows(T* dots, const T* X, int64_t rows, int64_t d, const T* packed, int64_t ncols) {
-#if defined(GRADKIT_HAVE_AVX512)
-  if (use_avx512<T>()) return kmeans_avx512::dots_rows(dots, X, rows, d, packed, ncols);
-#endif
-  kmeans_portable::dots_rows(dots, X, rows, d, packed, ncols);
 }
 
 template <typename T>
@@ -426,9 +407,79 @@ double kmeans_inertia(const int32_t* labels, const T* X, const T* w, const T* ce
   return inertia;
 }
 
+namespace {
+
+// The Lloyd loop for tiny inputs (one chunk, under the one-thread work threshold): no OpenMP
+// region, buffers allocated once, no per-iteration inertia (the loop does not use it), and the
+// cluster sums go straight to float64. For a 1,000 x 2 fit the general path's set-up per
+// iteration cost more than the arithmetic.
+template <typename T>
+double lloyd_small(T* centers, int32_t* labels, int64_t* n_iter, const T* X, const T* w,
+                   int64_t n, int64_t d, int64_t k, int max_iter, double tol) {
+  std::vector<T> other(centers, centers + k * d), mind(n);
+  std::vector<int32_t> lab(n);
+  std::vector<double> sums(k * d), weight(k);
+  T* cur = centers;
+  T* nxt = other.data();
+  std::fill(labels, labels + n, -1);
+  bool strict = false;
+  int it = 0;
+  for (; it < max_iter; ++it) {
+    {
+      const Packed<T> pk(cur, k, d);
+      argmin_rows(lab.data(), mind.data(), X, n, d, pk.data.data(), pk.cnorm.data(), k);
+    }
+    std::fill(sums.begin(), sums.end(), 0.0);
+    std::fill(weight.begin(), weight.end(), 0.0);
+    int64_t changed = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const int32_t j = lab[i];
+      changed += labels[i] != j;
+      labels[i] = j;
+      const double wi = w ? static_cast<double>(w[i]) : 1.0;
+      weight[j] += wi;
+      const T* x = X + i * d;
+      double* s = sums.data() + j * d;
+      for (int64_t p = 0; p < d; ++p) s[p] += wi * static_cast<double>(x[p]);
+    }
+    relocate_empty(sums, weight, labels, X, w, cur, n, d, k);
+    double shift = 0;
+    for (int64_t j = 0; j < k; ++j) {
+      const double scale = weight[j] > 0 ? 1.0 / weight[j] : 1.0;
+      for (int64_t p = 0; p < d; ++p) {
+        const T c = static_cast<T>(sums[j * d + p] * scale);
+        const double diff = static_cast<double>(c) - cur[j * d + p];
+        shift += diff * diff;
+        nxt[j * d + p] = c;
+      }
+    }
+    std::swap(cur, nxt);
+    if (changed == 0) {
+      strict = true;
+      break;
+    }
+    if (shift <= tol) break;
+  }
+  if (cur != centers) std::copy(cur, cur + k * d, centers);
+  if (!strict) {
+    const Packed<T> pk(centers, k, d);
+    argmin_rows(labels, mind.data(), X, n, d, pk.data.data(), pk.cnorm.data(), k);
+  }
+  *n_iter = std::min(it + 1, max_iter);
+  double inertia = 0;  // as kmeans_inertia sums one chunk
+  for (int64_t i = 0; i < n; ++i)
+    inertia += (w ? static_cast<double>(w[i]) : 1.0) *
+               sq_dist(X + i * d, centers + static_cast<int64_t>(labels[i]) * d, d);
+  return inertia;
+}
+
+}  // namespace
+
 template <typename T>
 double kmeans_lloyd(T* centers, int32_t* labels, int64_t* n_iter, const T* X, const T* w,
                     int64_t n, int64_t d, int64_t k, int max_iter, double tol, int n_threads) {
+  if (n_chunks(n) == 1 && 2.0 * n * d * k < 2e5)  // one chunk, one thread: set-up dominates
+    return lloyd_small(centers, labels, n_iter, X, w, n, d, k, max_iter, tol);
   std::vector<T> other(centers, centers + k * d);
   T* cur = centers;
   T* nxt = other.data();
@@ -451,106 +502,252 @@ double kmeans_lloyd(T* centers, int32_t* labels, int64_t* n_iter, const T* X, co
   return kmeans_inertia(labels, X, w, centers, n, d, k, n_threads);
 }
 
+// ---- k-means++ ------------------------------------------------------------------------------
+
+namespace kmeans_portable {
+
+// Same contract as the AVX-512 tile; each distance is computed as the portable sweep did
+// (||x||^2 in float64 rounded to T, one chain over p for x.c).
+template <typename T>
+void pp_norms(T* xx, const T* X, int64_t rows, int64_t d) {
+  for (int64_t i = 0; i < rows; ++i) xx[i] = static_cast<T>(sq_norm(X + i * d, d));
+}
+
+template <typename T>
+void pp_tile(double* pots, T* closest, const T* X, const T* xxs, const T* w, int64_t rows,
+             int64_t d, const T* packed, const T* cn, int64_t m, bool update) {
+  constexpr int G = kmeans_tile::pp_group<T>();
+  const int64_t npairs = (d + 1) / 2, groups = (m + G - 1) / G;
+  // Unpacked to (d, G) per group so that the dot loop below is the Lloyd panel's loop.
+  std::vector<T> cols(groups * d * G);
+  for (int64_t g = 0; g < groups; ++g)
+    for (int64_t p = 0; p < d; ++p)
+      for (int j = 0; j < G; ++j)
+        cols[(g * d + p) * G + j] = packed[(g * npairs + p / 2) * 2 * G + 2 * j + p % 2];
+  for (int64_t i = 0; i < rows; ++i) {
+    const T* x = X + i * d;
+    const T xx = xxs[i];
+    const double wi = w ? static_cast<double>(w[i]) : 1.0;
+    for (int64_t g = 0; g * G < m; ++g) {
+      // p outer, candidates inner, as the Lloyd panel loop: one multiply-add chain over p per
+      // candidate, contracted to FMA wherever that loop is.
+      const T* panel = cols.data() + g * d * G;
+      T dot[G] = {};
+      for (int64_t p = 0; p < d; ++p)
+        for (int j = 0; j < G; ++j) dot[j] += x[p] * panel[p * G + j];
+      for (int64_t t = g * G; t < std::min<int64_t>(m, g * G + G); ++t) {
+        T dist = xx + cn[t] - T(2) * dot[t - g * G];
+        dist = std::max(dist, T(0));
+        dist = std::min(dist, closest[i]);
+        if (update && t == 0) closest[i] = dist;
+        pots[t] += wi * static_cast<double>(dist);
+      }
+    }
+  }
+}
+
+}  // namespace kmeans_portable
+
+namespace {
+
+template <typename T>
+void pp_norms(T* xx, const T* X, int64_t rows, int64_t d) {
+#if defined(GRADKIT_HAVE_AVX512)
+  if (use_avx512<T>()) return kmeans_avx512::pp_norms(xx, X, rows, d);
+#endif
+  kmeans_portable::pp_norms(xx, X, rows, d);
+}
+
+template <typename T>
+void pp_tile(double* pots, T* closest, const T* X, const T* xx, const T* w, int64_t rows,
+             int64_t d, const T* packed, const T* cn, int64_t m, bool update) {
+#if defined(GRADKIT_HAVE_AVX512)
+  if (use_avx512<T>())
+    return kmeans_avx512::pp_tile(pots, closest, X, xx, w, rows, d, packed, cn, m, update);
+#endif
+  kmeans_portable::pp_tile(pots, closest, X, xx, w, rows, d, packed, cn, m, update);
+}
+
+// f(i) for i in [0, n): a plain loop on one thread (no OpenMP team to set up for small inputs).
+template <typename F>
+void for_each_block(int64_t n, int threads, F&& f) {
+  if (threads <= 1) {
+    for (int64_t i = 0; i < n; ++i) f(i);
+    return;
+  }
+#pragma omp parallel for schedule(static) num_threads(threads)
+  for (int64_t i = 0; i < n; ++i) f(i);
+}
+
+}  // namespace
+
+// One pass over X per centre. Candidates of round c are drawn before the centre chosen in
+// round c - 1 (`pending`) has been folded into `closest`: the draw needs only per-block totals
+// of w min(closest, d_pending), which the previous sweep produced, and rescans one block of
+// rows for the exact position. The next sweep then folds `pending` in while it measures the
+// new candidates, so X is read once per centre and no n x trials matrix is kept.
 template <typename T>
 void kmeans_plusplus(int64_t* indices, const T* X, const T* w, int64_t n, int64_t d,
                      int64_t n_clusters, int64_t n_local_trials, const double* uniforms,
                      int n_threads) {
-  const int64_t chunks = n_chunks(n);
-  const int64_t L = n_local_trials;
-  const int threads = threads_for_chunks(n_threads, chunks, 2.0 * n * d * L);
-  const int64_t B = block_rows<T>(d);
+  constexpr int64_t B = kmeans_tile::pp_block_rows();
+  const int64_t nb = (n + B - 1) / B, L = n_local_trials, M = L + 1;
   auto wt = [w](int64_t i) { return w ? static_cast<double>(w[i]) : 1.0; };
-  std::vector<T> closest(n);
-  std::vector<double> chunk_sum(chunks);
+  auto rows_of = [&](int64_t b) { return std::min(B, n - b * B); };
+  int nt = n_threads > 0 ? n_threads : omp_get_max_threads();
+  if (2.0 * n * d * M < 2e5) nt = 1;
+  nt = static_cast<int>(std::min<int64_t>(nt, nb));
 
-  // Inverse-CDF draws over the weights `mass(i)`, by chunk totals then a scan in one chunk:
-  // the first i whose running sum reaches u * total (clipped to n - 1).
-  auto draw = [&](auto mass, double target) -> int64_t {
-    int64_t c = 0;
+  std::vector<T> closest(n, std::numeric_limits<T>::infinity());
+  // Row norms are kept for all rounds when that n-vector is small next to X (d >= 32) or
+  // small outright; otherwise each sweep recomputes them block by block.
+  const bool keep_norms = d >= 32 || n <= (1 << 16);
+  std::vector<T> norms(keep_norms ? n : 0);
+  if (keep_norms)
+    for_each_block(nb, nt, [&](int64_t b) {
+      pp_norms(norms.data() + b * B, X + b * B * d, rows_of(b), d);
+    });
+  // The norms of block b: kept, or computed into buf.
+  auto norms_of = [&](int64_t b, T* buf) -> const T* {
+    if (keep_norms) return norms.data() + b * B;
+    pp_norms(buf, X + b * B * d, rows_of(b), d);
+    return buf;
+  };
+  std::vector<double> pots(nb * M), block_mass(nb);
+  std::vector<T> rows_buf(M * d), packed(kmeans_tile::pp_packed_size<T>(M, d)), cn(M);
+  std::vector<T> one_packed(kmeans_tile::pp_packed_size<T>(1, d)), scratch(B);
+  T one_cn = 0;
+  std::vector<int64_t> slot(M);  // the rows measured in the current sweep
+  std::vector<double> total(M);
+
+  // Candidate rows gathered and packed, with their squared norms (summed as the Lloyd
+  // tile's packing does).
+  auto load = [&](const int64_t* idx, int64_t m, T* pk, T* cnorm) {
+    for (int64_t t = 0; t < m; ++t) {
+      const T* c = X + idx[t] * d;
+      std::copy(c, c + d, rows_buf.begin() + t * d);
+      T s = 0;
+      for (int64_t p = 0; p < d; ++p) {
+        const T v = c[p];
+        s += v * v;
+      }
+      cnorm[t] = s;
+    }
+    kmeans_tile::pp_pack(pk, rows_buf.data(), m, d);
+  };
+  // Measures rows slot[0..m) over all blocks; when `update`, slot 0 is folded into closest.
+  auto sweep = [&](int64_t m, bool update) {
+    load(slot.data(), m, packed.data(), cn.data());
+    for_each_block(nb, nt, [&](int64_t b) {
+      double* pb = pots.data() + b * M;
+      std::fill(pb, pb + m, 0.0);
+      T buf[B];
+      pp_tile(pb, closest.data() + b * B, X + b * B * d, norms_of(b, buf),
+              w ? w + b * B : nullptr, rows_of(b), d, packed.data(), cn.data(), m, update);
+    });
+    for (int64_t t = 0; t < m; ++t) {
+      double s = 0;
+      for (int64_t b = 0; b < nb; ++b) s += pots[b * M + t];
+      total[t] = s;
+    }
+  };
+  // The first row whose running sum of mass reaches target (clipped to n - 1): whole blocks by
+  // their totals, then row by row inside one block.
+  auto draw = [&](double target, auto&& row_masses) -> int64_t {
+    int64_t b = 0;
     double run = 0;
-    while (c < chunks - 1 && run + chunk_sum[c] < target) run += chunk_sum[c++];
-    for (int64_t i = chunk_begin(c, chunks, n); i < n; ++i) {
-      run += mass(i);
-      if (run >= target) return i;
+    while (b < nb - 1 && run + block_mass[b] < target) run += block_mass[b++];
+    for (; b < nb; ++b) {
+      const double* mass = row_masses(b);
+      for (int64_t r = 0; r < rows_of(b); ++r) {
+        run += mass[r];
+        if (run >= target) return b * B + r;
+      }
     }
     return n - 1;
   };
-  auto chunk_totals = [&](auto mass) {
-#pragma omp parallel for schedule(static) num_threads(threads)
-    for (int64_t c = 0; c < chunks; ++c) {
-      double s = 0;
-      for (int64_t i = chunk_begin(c, chunks, n); i < chunk_begin(c + 1, chunks, n); ++i)
-        s += mass(i);
-      chunk_sum[c] = s;
-    }
-    double total = 0;
-    for (double s : chunk_sum) total += s;
-    return total;
-  };
+  std::vector<double> mass_buf(B);
 
-  // Squared distances from every row to `ncand` rows of X (packed once), block by block;
-  // `visit(i, dist_row)` consumes them in row order within each chunk.
-  auto sweep = [&](const int64_t* cand, int64_t ncand, std::vector<double>& pot_out,
-                   bool update_closest) {
-    std::vector<T> cands(ncand * d);
-    for (int64_t c = 0; c < ncand; ++c)
-      std::copy(X + cand[c] * d, X + cand[c] * d + d, cands.begin() + c * d);
-    const Packed<T> pk(cands.data(), ncand, d);
-    std::vector<double> pots(chunks * ncand, 0.0);
-#pragma omp parallel num_threads(threads)
-    {
-      std::vector<T> dots(B * ncand);
-#pragma omp for schedule(static)
-      for (int64_t c = 0; c < chunks; ++c) {
-        double* pot = pots.data() + c * ncand;
-        const int64_t end = chunk_begin(c + 1, chunks, n);
-        for (int64_t i0 = chunk_begin(c, chunks, n); i0 < end; i0 += B) {
-          const int64_t rows = std::min(B, end - i0);
-#if defined(GRADKIT_HAVE_AVX512)
-          if (use_avx512<T>() &&
-              kmeans_avx512::pp_sweep_rows(pot, closest.data() + i0, X + i0 * d,
-                                           w ? w + i0 : nullptr, rows, d, pk.data.data(),
-                                           pk.cnorm.data(), ncand, update_closest))
-            continue;
-#endif
-          dots_rows(dots.data(), X + i0 * d, rows, d, pk.data.data(), ncand);
-          for (int64_t r = 0; r < rows; ++r) {
-            const int64_t i = i0 + r;
-            const T* x = X + i * d;
-            const T xx = static_cast<T>(sq_norm(x, d));
-            for (int64_t cc = 0; cc < ncand; ++cc) {
-              T dist = xx + pk.cnorm[cc] - T(2) * dots[r * ncand + cc];
-              dist = std::max(dist, T(0));
-              dist = std::min(dist, closest[i]);
-              if (update_closest) closest[i] = dist;
-              pot[cc] += wt(i) * static_cast<double>(dist);
-            }
+  // First centre: drawn with probability w.
+  for (int64_t b = 0; b < nb; ++b) {
+    double s = 0;
+    for (int64_t i = b * B; i < b * B + rows_of(b); ++i) s += wt(i);
+    block_mass[b] = s;
+  }
+  double wsum = 0;
+  for (double s : block_mass) wsum += s;
+  indices[0] = draw(uniforms[0] * wsum, [&](int64_t b) {
+    for (int64_t r = 0; r < rows_of(b); ++r) mass_buf[r] = wt(b * B + r);
+    return mass_buf.data();
+  });
+  slot[0] = indices[0];
+  sweep(1, /*update=*/true);
+  double current = total[0];
+  for (int64_t b = 0; b < nb; ++b) block_mass[b] = pots[b * M];
+  bool pending = false;  // whether slot[0] is chosen but not yet folded into closest
+
+  for (int64_t c = 1; c < n_clusters; ++c) {
+    // Row masses of block b: w min(closest, d_pending), computed as the next sweep will.
+    auto masses = [&](int64_t b) {
+      const int64_t rows = rows_of(b);
+      std::copy(closest.begin() + b * B, closest.begin() + b * B + rows, scratch.begin());
+      if (pending) {
+        double unused = 0;
+        T buf[B];
+        pp_tile(&unused, scratch.data(), X + b * B * d, norms_of(b, buf),
+                w ? w + b * B : nullptr, rows, d, one_packed.data(), &one_cn, 1, true);
+      }
+      for (int64_t r = 0; r < rows; ++r)
+        mass_buf[r] = wt(b * B + r) * static_cast<double>(scratch[r]);
+      return mass_buf.data();
+    };
+    const int64_t first = pending ? 1 : 0;
+    for (int64_t t = 0; t < L; ++t)
+      slot[first + t] = draw(uniforms[1 + (c - 1) * L + t] * current, masses);
+    sweep(first + L, pending);
+    const int64_t best =
+        std::min_element(total.begin() + first, total.begin() + first + L) - total.begin();
+    current = total[best];
+    indices[c] = slot[best];
+    for (int64_t b = 0; b < nb; ++b) block_mass[b] = pots[b * M + best];
+    // The chosen row becomes slot 0 of the next sweep, and is packed alone for the rescans.
+    slot[0] = indices[c];
+    pending = true;
+    load(slot.data(), 1, one_packed.data(), &one_cn);
+  }
+}
+
+template <typename T>
+double kmeans_mean_variance(const T* X, int64_t n, int64_t d, int n_threads) {
+  const int64_t chunks = n_chunks(n);
+  const int threads = threads_for_chunks(n_threads, chunks, 3.0 * n * d);
+  std::vector<double> part(chunks * d), mean(d, 0.0), ss(d, 0.0);
+  // Two passes (mean, then squared deviations), each by fixed chunks of rows added in order.
+  for (int pass = 0; pass < 2; ++pass) {
+    for_each_block(chunks, threads, [&](int64_t c) {
+      double* acc = part.data() + c * d;
+      std::fill(acc, acc + d, 0.0);
+      for (int64_t i = chunk_begin(c, chunks, n); i < chunk_begin(c + 1, chunks, n); ++i) {
+        const T* x = X + i * d;
+        if (pass == 0) {
+          for (int64_t p = 0; p < d; ++p) acc[p] += static_cast<double>(x[p]);
+        } else {
+          for (int64_t p = 0; p < d; ++p) {
+            const double diff = static_cast<double>(x[p]) - mean[p];
+            acc[p] += diff * diff;
           }
         }
       }
-    }
-    pot_out.assign(ncand, 0.0);
+    });
+    std::vector<double>& out = pass == 0 ? mean : ss;
     for (int64_t c = 0; c < chunks; ++c)
-      for (int64_t cc = 0; cc < ncand; ++cc) pot_out[cc] += pots[c * ncand + cc];
-  };
-
-  const double wsum = chunk_totals(wt);
-  indices[0] = draw(wt, uniforms[0] * wsum);
-  std::fill(closest.begin(), closest.end(), std::numeric_limits<T>::infinity());
-  std::vector<double> pot;
-  sweep(indices, 1, pot, /*update_closest=*/true);
-  double current = pot[0];
-  std::vector<int64_t> cand(L);
-  auto mass = [&](int64_t i) { return wt(i) * static_cast<double>(closest[i]); };
-  for (int64_t c = 1; c < n_clusters; ++c) {
-    chunk_totals(mass);
-    for (int64_t t = 0; t < L; ++t) cand[t] = draw(mass, uniforms[1 + (c - 1) * L + t] * current);
-    sweep(cand.data(), L, pot, /*update_closest=*/false);
-    const int64_t best = std::min_element(pot.begin(), pot.end()) - pot.begin();
-    current = pot[best];
-    indices[c] = cand[best];
-    sweep(cand.data() + best, 1, pot, /*update_closest=*/true);
+      for (int64_t p = 0; p < d; ++p) out[p] += part[c * d + p];
+    if (pass == 0)
+      for (double& v : mean) v /= static_cast<double>(n);
   }
+  double total = 0;
+  for (double v : ss) total += v / static_cast<double>(n);
+  return total / static_cast<double>(d);
 }
 
 #define GK_KMEANS_INSTANTIATE(T)                                                              \
@@ -563,7 +760,8 @@ void kmeans_plusplus(int64_t* indices, const T* X, const T* w, int64_t n, int64_
   template double kmeans_lloyd<T>(T*, int32_t*, int64_t*, const T*, const T*, int64_t, int64_t, \
                                   int64_t, int, double, int);                                   \
   template void kmeans_plusplus<T>(int64_t*, const T*, const T*, int64_t, int64_t, int64_t,     \
-                                   int64_t, const double*, int);
+                                   int64_t, const double*, int);                                \
+  template double kmeans_mean_variance<T>(const T*, int64_t, int64_t, int);
 GK_KMEANS_INSTANTIATE(float)
 GK_KMEANS_INSTANTIATE(double)
 

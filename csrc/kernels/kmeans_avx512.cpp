@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <climits>
+#include <cstring>
 #include <cstdint>
 #include <limits>
 #include <utility>
@@ -420,76 +421,116 @@ bool argmin_rows_small_k(int32_t* label, T* mind, T* xx, const T* X, int64_t row
   return true;
 }
 
+// ---- k-means++ tile: candidates x coordinate parity in the lanes ---------------------------
+namespace {
+
+// Broadcasts of the coordinate pair (x[p], x[p + 1]) to every pair of lanes, the sum of the
+// two lanes of each pair, and the even lanes copied to the odd ones.
 template <typename T>
-void dots_rows(T* dots, const T* X, int64_t rows, int64_t d, const T* packed, int64_t ncols) {
+struct Pairs;
+
+template <>
+struct Pairs<float> {
+  static __m512 bcast(const float* p) {
+    double v;
+    std::memcpy(&v, p, sizeof v);
+    return _mm512_castpd_ps(_mm512_set1_pd(v));
+  }
+  static __m512 pair_sum(__m512 a) { return _mm512_add_ps(a, _mm512_permute_ps(a, 0xB1)); }
+  static __m512 dup_even(__m512 a) { return _mm512_moveldup_ps(a); }
+};
+
+template <>
+struct Pairs<double> {
+  static __m512d bcast(const double* p) { return _mm512_broadcast_f64x2(_mm_loadu_pd(p)); }
+  static __m512d pair_sum(__m512d a) { return _mm512_add_pd(a, _mm512_permute_pd(a, 0x55)); }
+  static __m512d dup_even(__m512d a) { return _mm512_movedup_pd(a); }
+};
+
+}  // namespace
+
+// ||x||^2 as the k-means++ sweep always did it: W lanes over p, then the lane sum.
+template <typename T>
+void pp_norms(T* xx, const T* X, int64_t rows, int64_t d) {
   using S = Simd<T>;
-  alignas(64) T tmp[2 * S::W];
-  for (int64_t i = 0; i < rows; i += MR) {
-    const T* xr[MR];
-    const int valid = set_rows(xr, X, i, rows, d);
-    if (ncols <= S::W) {
-      typename S::reg acc[MR][1];
-      dot_block<T, 1>(acc, xr, d, packed);
-      for (int r = 0; r < valid; ++r) {
-        S::store(tmp, acc[r][0]);
-        for (int64_t c = 0; c < ncols; ++c) dots[(i + r) * ncols + c] = tmp[c];
-      }
-    } else {
-      typename S::reg acc[MR][2];
-      dot_block<T, 2>(acc, xr, d, packed);
-      for (int r = 0; r < valid; ++r) {
-        S::store(tmp, acc[r][0]);
-        S::store(tmp + S::W, acc[r][1]);
-        for (int64_t c = 0; c < ncols; ++c) dots[(i + r) * ncols + c] = tmp[c];
-      }
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* x = X + r * d;
+    typename S::reg sq = S::zero();
+    int64_t p = 0;
+    for (; p + S::W <= d; p += S::W) {
+      const typename S::reg v = S::load(x + p);
+      sq = S::fmadd(v, v, sq);
     }
+    if (p < d) {
+      const typename S::reg v = S::load_partial(x + p, d - p);
+      sq = S::fmadd(v, v, sq);
+    }
+    xx[r] = S::hsum(sq);
   }
 }
 
 template <typename T>
-bool pp_sweep_rows(double* pots, T* closest, const T* X, const T* w, int64_t rows, int64_t d,
-                   const T* packed, const T* cnorm, int64_t ncols, bool update) {
+void pp_tile(double* pots, T* closest, const T* X, const T* xx, const T* w, int64_t rows,
+             int64_t d, const T* packed, const T* cn, int64_t m, bool update) {
   using S = Simd<T>;
-  if (ncols > S::W) return false;  // the caller's generic path handles wider candidate sets
-  const typename S::reg two = S::set1(T(2)), zero = S::zero(), cn = S::load(cnorm);
-  __m512d pot_lo = _mm512_setzero_pd(), pot_hi = _mm512_setzero_pd();
-  for (int64_t i = 0; i < rows; i += MR) {
-    const T* xr[MR];
-    const int valid = set_rows(xr, X, i, rows, d);
-    typename S::reg acc[MR][1];
-    dot_block<T, 1>(acc, xr, d, packed);
-    for (int r = 0; r < valid; ++r) {
-      // ||x||^2 with W lanes, then the distances to all candidates at once.
-      typename S::reg sq = S::zero();
-      int64_t p = 0;
-      for (; p + S::W <= d; p += S::W) {
-        const typename S::reg x = S::load(xr[r] + p);
-        sq = S::fmadd(x, x, sq);
+  using P = Pairs<T>;
+  constexpr int G = kmeans_tile::pp_group<T>();  // candidates per register
+  const int64_t full = d / 2, npairs = (d + 1) / 2, groups = (m + G - 1) / G;
+  const typename S::reg two = S::set1(T(2)), zero = S::zero();
+
+  for (int64_t g = 0; g < groups; ++g) {
+    const T* panel = packed + g * npairs * S::W;
+    alignas(64) T cnd[S::W] = {};
+    const int cols = static_cast<int>(std::min<int64_t>(G, m - g * G));
+    for (int j = 0; j < cols; ++j) cnd[2 * j] = cnd[2 * j + 1] = cn[g * G + j];
+    const typename S::reg cnv = S::load(cnd);
+    const bool upd = update && g == 0;
+    __m512d pot_lo = _mm512_setzero_pd(), pot_hi = _mm512_setzero_pd();
+    for (int64_t i = 0; i < rows; i += MR) {
+      const T* xr[MR];
+      const int valid = set_rows(xr, X, i, rows, d);
+      // Lane 2j sums x[p] c_j[p] over even p, lane 2j + 1 over odd p: the two chains of the
+      // one-vector Lloyd panel, so each distance has the same bits as there.
+      typename S::reg acc[MR];
+#pragma GCC unroll 8
+      for (int r = 0; r < MR; ++r) acc[r] = S::zero();
+      for (int64_t q = 0; q < full; ++q) {
+        const typename S::reg b = S::load(panel + q * S::W);
+#pragma GCC unroll 8
+        for (int r = 0; r < MR; ++r) acc[r] = S::fmadd(P::bcast(xr[r] + 2 * q), b, acc[r]);
       }
-      if (p < d) {
-        const typename S::reg x = S::load_partial(xr[r] + p, d - p);
-        sq = S::fmadd(x, x, sq);
+#pragma GCC unroll 8
+      for (int r = 0; r < MR; ++r) acc[r] = P::pair_sum(acc[r]);
+      if (d & 1) {  // the last odd coordinate goes onto the sum, as in the Lloyd panel
+        const typename S::reg b = P::dup_even(S::load(panel + full * S::W));
+#pragma GCC unroll 8
+        for (int r = 0; r < MR; ++r) acc[r] = S::fmadd(S::set1(xr[r][d - 1]), b, acc[r]);
       }
-      const T xx = S::hsum(sq);
-      const int64_t row = i + r;
-      typename S::reg dist = S::fnmadd(two, acc[r][0], S::add(S::set1(xx), cn));
-      dist = S::min(S::max(dist, zero), S::set1(closest[row]));
-      if (update) closest[row] = S::first(dist);
-      const double wi = w ? static_cast<double>(w[row]) : 1.0;
-      S::accumulate(pot_lo, pot_hi, dist, wi);
+      for (int r = 0; r < valid; ++r) {
+        const int64_t row = i + r;
+        typename S::reg dist = S::fnmadd(two, acc[r], S::add(S::set1(xx[row]), cnv));
+        dist = S::max(dist, zero);
+        typename S::reg near = S::set1(closest[row]);
+        if (upd) {  // candidate 0 joins the centres before the others are measured
+          near = S::set1(S::first(S::min(dist, near)));
+          closest[row] = S::first(near);
+        }
+        S::accumulate(pot_lo, pot_hi, S::min(dist, near), w ? static_cast<double>(w[row]) : 1.0);
+      }
     }
+    alignas(64) double tmp[16];
+    _mm512_store_pd(tmp, pot_lo);
+    _mm512_store_pd(tmp + 8, pot_hi);
+    for (int j = 0; j < cols; ++j) pots[g * G + j] += tmp[2 * j];
   }
-  alignas(64) double tmp[16];
-  _mm512_store_pd(tmp, pot_lo);
-  _mm512_store_pd(tmp + 8, pot_hi);
-  for (int64_t t = 0; t < ncols; ++t) pots[t] += tmp[t];
-  return true;
 }
 
-template bool pp_sweep_rows<float>(double*, float*, const float*, const float*, int64_t, int64_t,
-                                   const float*, const float*, int64_t, bool);
-template bool pp_sweep_rows<double>(double*, double*, const double*, const double*, int64_t,
-                                    int64_t, const double*, const double*, int64_t, bool);
+template void pp_norms<float>(float*, const float*, int64_t, int64_t);
+template void pp_norms<double>(double*, const double*, int64_t, int64_t);
+template void pp_tile<float>(double*, float*, const float*, const float*, const float*, int64_t,
+                             int64_t, const float*, const float*, int64_t, bool);
+template void pp_tile<double>(double*, double*, const double*, const double*, const double*,
+                              int64_t, int64_t, const double*, const double*, int64_t, bool);
 template void argmin_rows<float>(int32_t*, float*, const float*, int64_t, int64_t, const float*,
                                  const float*, int64_t);
 template void argmin_rows<double>(int32_t*, double*, const double*, int64_t, int64_t,
@@ -502,8 +543,6 @@ template void add_rows<float>(double*, const float*, const float*, const int32_t
                               int64_t);
 template void add_rows<double>(double*, const double*, const double*, const int32_t*, int64_t,
                                int64_t);
-template void dots_rows<float>(float*, const float*, int64_t, int64_t, const float*, int64_t);
-template void dots_rows<double>(double*, const double*, int64_t, int64_t, const double*, int64_t);
 
 }  // namespace kmeans_avx512
 }  // namespace gk
