@@ -384,19 +384,6 @@ def test_integer_and_list_input_become_float64():
 # ---- the C++ fallbacks: the portable tile must agree with the reference too ------------------
 
 
-@pytest.fixture(params=["portable", "avx2", "avx512"])
-def forced_isa(request):
-    from gradkit import _core
-
-    before = _core.active_isa()
-    _core.force_isa(request.param)
-    if _core.active_isa() != request.param:
-        _core.force_isa(before)
-        pytest.skip(f"{request.param} not available here")
-    yield request.param
-    _core.force_isa(before)
-
-
 def test_cpp_kernels_on_every_isa(forced_isa, dtype):
     ops, ref = backends.load("cpp"), backends.load("numpy")
     X = _blobs(1500, 19, 7, dtype, seed=31)

@@ -104,19 +104,6 @@ def test_matches_sklearn_from_same_init(d, k, weighted, dtype):
     np.testing.assert_allclose(ours.cluster_centers_, sk.cluster_centers_, rtol=rtol, atol=rtol)
 
 
-@pytest.fixture(params=["portable", "avx2", "avx512"])
-def forced_isa(request):
-    from gradkit import _core
-
-    before = _core.active_isa()
-    _core.force_isa(request.param)
-    if _core.active_isa() != request.param:
-        _core.force_isa(before)
-        pytest.skip(f"{request.param} not available here")
-    yield request.param
-    _core.force_isa(before)
-
-
 @pytest.mark.parametrize("shape", [(1200, 100, 6), (700, 67, 12)])
 def test_every_isa_matches_reference(forced_isa, shape, dtype):
     n, d, k = shape
