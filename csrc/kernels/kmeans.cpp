@@ -409,6 +409,37 @@ double kmeans_inertia(const int32_t* labels, const T* X, const T* w, const T* ce
 
 namespace {
 
+struct IterStats {
+  int64_t n_changed;
+  double center_shift;
+};
+
+// The Lloyd loop of both drivers: step(new, old) runs one iteration from the centres `old`,
+// writes the next ones to `new` and returns what changed. Stops when no label changed (strict
+// convergence, returns true) or the centres moved by at most tol; leaves the last centres in
+// `centers` and the iteration count in *n_iter.
+template <typename T, typename Step>
+bool lloyd_iterate(T* centers, int64_t size, int max_iter, double tol, int64_t* n_iter,
+                   Step&& step) {
+  std::vector<T> other(centers, centers + size);
+  T* cur = centers;
+  T* nxt = other.data();
+  bool strict = false;
+  int it = 0;
+  for (; it < max_iter; ++it) {
+    const IterStats st = step(nxt, cur);
+    std::swap(cur, nxt);
+    if (st.n_changed == 0) {
+      strict = true;
+      break;
+    }
+    if (st.center_shift <= tol) break;
+  }
+  if (cur != centers) std::copy(cur, cur + size, centers);
+  *n_iter = std::min(it + 1, max_iter);
+  return strict;
+}
+
 // The Lloyd loop for tiny inputs (one chunk, under the one-thread work threshold): no OpenMP
 // region, buffers allocated once, no per-iteration inertia (the loop does not use it), and the
 // cluster sums go straight to float64. For a 1,000 x 2 fit the general path's set-up per
@@ -416,15 +447,11 @@ namespace {
 template <typename T>
 double lloyd_small(T* centers, int32_t* labels, int64_t* n_iter, const T* X, const T* w,
                    int64_t n, int64_t d, int64_t k, int max_iter, double tol) {
-  std::vector<T> other(centers, centers + k * d), mind(n);
+  std::vector<T> mind(n);
   std::vector<int32_t> lab(n);
   std::vector<double> sums(k * d), weight(k);
-  T* cur = centers;
-  T* nxt = other.data();
   std::fill(labels, labels + n, -1);
-  bool strict = false;
-  int it = 0;
-  for (; it < max_iter; ++it) {
+  const bool strict = lloyd_iterate(centers, k * d, max_iter, tol, n_iter, [&](T* nxt, T* cur) {
     {
       const Packed<T> pk(cur, k, d);
       argmin_rows(lab.data(), mind.data(), X, n, d, pk.data.data(), pk.cnorm.data(), k);
@@ -453,19 +480,12 @@ double lloyd_small(T* centers, int32_t* labels, int64_t* n_iter, const T* X, con
         nxt[j * d + p] = c;
       }
     }
-    std::swap(cur, nxt);
-    if (changed == 0) {
-      strict = true;
-      break;
-    }
-    if (shift <= tol) break;
-  }
-  if (cur != centers) std::copy(cur, cur + k * d, centers);
+    return IterStats{changed, shift};
+  });
   if (!strict) {
     const Packed<T> pk(centers, k, d);
     argmin_rows(labels, mind.data(), X, n, d, pk.data.data(), pk.cnorm.data(), k);
   }
-  *n_iter = std::min(it + 1, max_iter);
   double inertia = 0;  // as kmeans_inertia sums one chunk
   for (int64_t i = 0; i < n; ++i)
     inertia += (w ? static_cast<double>(w[i]) : 1.0) *
@@ -480,25 +500,13 @@ double kmeans_lloyd(T* centers, int32_t* labels, int64_t* n_iter, const T* X, co
                     int64_t n, int64_t d, int64_t k, int max_iter, double tol, int n_threads) {
   if (n_chunks(n) == 1 && 2.0 * n * d * k < 2e5)  // one chunk, one thread: set-up dominates
     return lloyd_small(centers, labels, n_iter, X, w, n, d, k, max_iter, tol);
-  std::vector<T> other(centers, centers + k * d);
-  T* cur = centers;
-  T* nxt = other.data();
   std::fill(labels, labels + n, -1);
-  bool strict = false;
-  int it = 0;
-  for (; it < max_iter; ++it) {
+  const bool strict = lloyd_iterate(centers, k * d, max_iter, tol, n_iter, [&](T* nxt, T* cur) {
     const LloydStepStats st = kmeans_lloyd_step(nxt, labels, X, w, cur, n, d, k, n_threads);
-    std::swap(cur, nxt);
-    if (st.n_changed == 0) {  // labels did not change: strict convergence
-      strict = true;
-      break;
-    }
-    if (st.center_shift <= tol) break;
-  }
-  if (cur != centers) std::copy(cur, cur + k * d, centers);
+    return IterStats{st.n_changed, st.center_shift};
+  });
   // A final assignment so that the labels belong to the returned centres.
   if (!strict) kmeans_assign(labels, X, w, centers, n, d, k, n_threads);
-  *n_iter = std::min(it + 1, max_iter);
   return kmeans_inertia(labels, X, w, centers, n, d, k, n_threads);
 }
 
