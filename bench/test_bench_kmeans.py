@@ -146,11 +146,13 @@ def test_kmeans_plusplus(benchmark, impl):
     assert centers.dtype == np.float32 and inertia <= 1.1 * ref
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("impl", ["gradkit", "sklearn"])
-def test_tiny_fit(benchmark, impl):
+def test_tiny_fit(benchmark, impl, dtype):
     X, _ = make_blobs(n_samples=1000, n_features=2, centers=8, random_state=0)
+    X = X.astype(dtype)
     cls = KMeans if impl == "gradkit" else SkKMeans
-    benchmark.group = "kmeans whole fit 1000 x 2 k=8 float64"
+    benchmark.group = f"kmeans whole fit 1000 x 2 k=8 {np.dtype(dtype).name}"
     benchmark.extra_info["impl"] = impl if impl == "gradkit" else impl + PEER_SUFFIX
     model = benchmark(lambda: cls(8, random_state=0).fit(X))
     ref = SkKMeans(8, random_state=0).fit(X)

@@ -39,3 +39,17 @@ def dtype(request):
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+# Each C++ instruction-set path in turn (skipped where the CPU lacks it); restores the ISA after.
+@pytest.fixture(params=["portable", "avx2", "avx512"])
+def forced_isa(request):
+    from gradkit import _core
+
+    before = _core.active_isa()
+    _core.force_isa(request.param)
+    if _core.active_isa() != request.param:
+        _core.force_isa(before)
+        pytest.skip(f"{request.param} not available here")
+    yield request.param
+    _core.force_isa(before)

@@ -384,19 +384,6 @@ def test_integer_and_list_input_become_float64():
 # ---- the C++ fallbacks: the portable tile must agree with the reference too ------------------
 
 
-@pytest.fixture(params=["portable", "avx2", "avx512"])
-def forced_isa(request):
-    from gradkit import _core
-
-    before = _core.active_isa()
-    _core.force_isa(request.param)
-    if _core.active_isa() != request.param:
-        _core.force_isa(before)
-        pytest.skip(f"{request.param} not available here")
-    yield request.param
-    _core.force_isa(before)
-
-
 def test_cpp_kernels_on_every_isa(forced_isa, dtype):
     ops, ref = backends.load("cpp"), backends.load("numpy")
     X = _blobs(1500, 19, 7, dtype, seed=31)
@@ -410,3 +397,193 @@ def test_cpp_kernels_on_every_isa(forced_isa, dtype):
     u = np.random.default_rng(4).uniform(size=1 + 11 * 4)
     np.testing.assert_array_equal(ops.kmeans_plusplus(X, w, 12, 4, u, 1),
                                   ref.kmeans_plusplus(X, w, 12, 4, u))
+
+
+# ---- fast paths: tiny fits and the k-means++ sweep -----------------------------------------
+
+
+def _pp_data(n, d, dtype, seed):
+    rng = np.random.default_rng(seed)
+    X = (rng.standard_normal((n, d)) * 2 + rng.integers(0, 12, (n, 1))).astype(dtype)
+    return X, rng.uniform(0.1, 3.0, n).astype(dtype)
+
+
+# Indices chosen by the C++ k-means++ before its one-pass rewrite (same on the AVX-512 and
+# portable paths): the rewrite must keep every choice.
+_PP_BEFORE = {
+    (3000, 7, 15, 4, True): [2055, 2446, 438, 2504, 60, 2832, 2275, 767, 2006, 1089, 1408, 292,
+                             1253, 2594, 1038],
+    (2000, 33, 30, 5, False): [471, 853, 1184, 1292, 1013, 1198, 1859, 657, 349, 1264, 520, 344,
+                               476, 1997, 663, 1731, 1329, 758, 1113, 849, 1818, 1569, 1206, 62,
+                               465, 813, 30, 91, 581, 1705],
+}
+
+
+@pytest.mark.parametrize("case", list(_PP_BEFORE), ids=str)
+def test_kmeans_plusplus_same_indices_as_before(case, dtype):
+    n, d, k, trials, weighted = case
+    X, w = _pp_data(n, d, dtype, n + d)
+    u = np.random.default_rng(k).uniform(size=1 + (k - 1) * trials)
+    for threads in (1, 2):
+        idx = backends.load("cpp").kmeans_plusplus(X, w if weighted else None, k, trials, u,
+                                                   threads)
+        assert idx.tolist() == _PP_BEFORE[case]
+
+
+@pytest.mark.parametrize("trials", [1, 9, 17, 33])  # one to several candidate groups
+@pytest.mark.parametrize("n, d", [(1000, 1), (1000, 2), (777, 33), (20_000, 8), (70_000, 3)])
+def test_kmeans_plusplus_many_trials_match_reference(n, d, trials, dtype):
+    # 20,000 x 8 runs the sweep on two threads; odd d exercises the last-coordinate tail;
+    # 70,000 x 3 recomputes the row norms in every sweep instead of keeping them.
+    ops, ref = backends.load("cpp"), backends.load("numpy")
+    X, w = _pp_data(n, d, dtype, d)
+    u = np.random.default_rng(trials).uniform(size=1 + 11 * trials)
+    expected = ref.kmeans_plusplus(X, w, 12, trials, u)
+    for threads in (1, 2):
+        gk.set_num_threads(threads)
+        np.testing.assert_array_equal(ops.kmeans_plusplus(X, w, 12, trials, u, threads), expected)
+    gk.set_num_threads(2)
+
+
+def test_kmeans_plusplus_when_points_run_out():
+    # More centres than distinct points: the potential reaches 0 and draws fall on row 0.
+    X = np.repeat(np.arange(5, dtype=np.float64)[:, None], 4, axis=0)
+    u = np.random.default_rng(0).uniform(size=1 + 19 * 3)
+    ops, ref = backends.load("cpp"), backends.load("numpy")
+    np.testing.assert_array_equal(ops.kmeans_plusplus(X, None, 20, 3, u, 1),
+                                  ref.kmeans_plusplus(X, None, 20, 3, u))
+
+
+@pytest.mark.parametrize("name", KMEANS_BACKENDS)
+def test_mean_variance_matches_numpy(name, dtype):
+    ops = _ops(name)
+    X = _blobs(5000, 6, 4, dtype, seed=40) + np.asarray(1000, dtype)  # away from the origin
+    expected = np.mean(np.var(X.astype(np.float64), axis=0))
+    np.testing.assert_allclose(ops.kmeans_mean_variance(X, 2), expected, rtol=1e-12)
+    X[17, 3] = np.nan
+    assert not np.isfinite(ops.kmeans_mean_variance(X, 1))
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("shape", [(1000, 2, 8), (2000, 3, 12), (300, 5, 30), (4096, 5, 40)])
+def test_small_lloyd_matches_the_step_by_step_loop(shape, weighted, dtype):
+    # kmeans_lloyd has its own loop for tiny inputs (n <= 4096 and 2 n d k < 2e5; the last
+    # shape is past it): it must behave as the general loop over kmeans_lloyd_step (the sums
+    # differ only in rounding: float64 directly vs float32 blocks).
+    n, d, k = shape
+    ops, ref = backends.load("cpp"), backends.load("numpy")
+    X = _blobs(n, d, 10, dtype, seed=n + k)
+    w = _weights(n, dtype, 3) if weighted else None
+    init = X[np.random.default_rng(1).choice(n, k, replace=False)].copy()
+    init[1] = init[0]  # a duplicate centre: one cluster empties and is relocated
+    tol = 1e-4 * np.mean(np.var(X.astype(np.float64), axis=0))
+    for max_iter in (300, 2):
+        c, labels, inertia, n_iter = ops.kmeans_lloyd(X, w, init, max_iter, tol, 1)
+        c_ref, labels_ref, inertia_ref, n_iter_ref = ref.kmeans_lloyd_loop(
+            ops.kmeans_lloyd_step, ops.kmeans_assign, ops.kmeans_inertia, X, w, init, max_iter,
+            tol, 1)
+        np.testing.assert_array_equal(labels, labels_ref)
+        assert n_iter == n_iter_ref
+        np.testing.assert_allclose(c, c_ref, **TOL[dtype])
+        rtol = 1e-5 if dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(inertia, inertia_ref, rtol=rtol)
+
+
+def test_random_state_scratch_gives_the_same_stream():
+    from gradkit.cluster.kmeans import _random_state
+
+    a = _random_state(7)
+    first = a.uniform(size=5)
+    b = _random_state(7)  # reseeded, not continued
+    np.testing.assert_array_equal(b.uniform(size=5), first)
+    np.testing.assert_array_equal(np.random.RandomState(7).uniform(size=5), first)
+    own = np.random.RandomState(3)
+    assert _random_state(own) is own
+    assert _random_state(None) is np.random.mtrand._rand
+    np.testing.assert_array_equal(_random_state(np.int64(7)).uniform(size=5), first)
+
+
+def _slow_path(monkeypatch):
+    # Every fit through sklearn's parameter validation and validate_data.
+    monkeypatch.setattr(KMeans, "_plain_params", lambda self: False)
+
+
+def _fitted_state(model):
+    return {k: v for k, v in vars(model).items() if k.endswith("_")}
+
+
+@pytest.mark.parametrize("params", [
+    dict(n_clusters=8, random_state=0),
+    dict(n_clusters=5, init="random", n_init=3, random_state=2, tol=0.0),
+    dict(n_clusters=4, random_state=np.random.RandomState(5), max_iter=3, n_threads=1),
+    dict(n_clusters=6, random_state=np.int64(1)),  # not plain: validated either way
+], ids=["default", "random-init", "rs-instance", "numpy-int"])
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_fast_fit_path_matches_validated_path(params, weighted, dtype, monkeypatch):
+    X = _blobs(1000, 2, 8, dtype, seed=41)
+    w = _weights(1000, dtype, 4) if weighted else None
+    fresh = lambda: KMeans(**{k: (np.random.RandomState(5) if isinstance(v, np.random.RandomState)
+                                  else v) for k, v in params.items()})
+    validated = []
+    original = KMeans._fit_validated
+    monkeypatch.setattr(KMeans, "_fit_validated",
+                        lambda self, *a, **kw: validated.append(1) or original(self, *a, **kw))
+    fast = fresh().fit(X, sample_weight=w)
+    assert len(validated) == (1 if isinstance(params["random_state"], np.integer) else 0)
+    with monkeypatch.context() as m:
+        _slow_path(m)
+        slow = fresh().fit(X, sample_weight=w)
+    assert len(validated) >= 1
+    a, b = _fitted_state(fast), _fitted_state(slow)
+    assert a.keys() == b.keys() and "feature_names_in_" not in a
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    assert a["cluster_centers_"].dtype == dtype and fast.n_features_in_ == 2
+
+
+def test_fast_fit_drops_feature_names_of_an_earlier_fit():
+    pd = pytest.importorskip("pandas")
+    X = _blobs(200, 3, 3, np.float64, seed=42)
+    model = KMeans(3, random_state=0).fit(pd.DataFrame(X, columns=["a", "b", "c"]))
+    assert list(model.feature_names_in_) == ["a", "b", "c"]
+    model.fit(X)
+    assert not hasattr(model, "feature_names_in_")
+
+
+def _error_of(fit):
+    with pytest.raises((ValueError, TypeError)) as info:
+        fit()
+    return type(info.value), str(info.value)
+
+
+_X_OK = np.random.default_rng(0).normal(size=(30, 3))
+_X_NAN, _X_INF = _X_OK.copy(), _X_OK.copy()
+_X_NAN[4, 1], _X_INF[5, 2] = np.nan, -np.inf
+
+
+@pytest.mark.parametrize("params, X, w", [
+    (dict(n_clusters=3), _X_NAN, None),
+    (dict(n_clusters=3), _X_INF, None),
+    (dict(n_clusters=3), _X_OK.astype(np.float32)[:0], None),
+    (dict(n_clusters=31), _X_OK, None),
+    (dict(n_clusters=3, init=np.zeros((2, 3))), _X_OK, None),
+    (dict(n_clusters=3), _X_OK, -np.ones(30)),
+    (dict(n_clusters=0), _X_OK, None),
+    (dict(n_clusters=2.5), _X_OK, None),
+    (dict(n_clusters=True), _X_OK, None),
+    (dict(tol=-1.0), _X_OK, None),
+    (dict(tol=float("nan")), _X_OK, None),
+    (dict(max_iter=0), _X_OK, None),
+    (dict(n_init=0), _X_OK, None),
+    (dict(n_init="many"), _X_OK, None),
+    (dict(init="kmeans++"), _X_OK, None),
+    (dict(random_state=-1), _X_OK, None),
+    (dict(random_state=2**32), _X_OK, None),
+    (dict(n_threads=0), _X_OK, None),
+])
+def test_fast_fit_path_raises_what_validation_raises(params, X, w, monkeypatch):
+    fast = _error_of(lambda: KMeans(**params).fit(X, sample_weight=w))
+    with monkeypatch.context() as m:
+        _slow_path(m)
+        slow = _error_of(lambda: KMeans(**params).fit(X, sample_weight=w))
+    assert fast == slow

@@ -161,6 +161,17 @@ void bind_dtype(py::module_& m) {
       py::arg("X").noconvert(), py::arg("sample_weight"), py::arg("n_clusters"),
       py::arg("n_local_trials"), py::arg("uniforms").noconvert(), py::arg("n_threads"),
       "Greedy k-means++: the indices of the chosen rows.");
+
+  m.def(
+      "kmeans_mean_variance",
+      [](carray<T> X, int n_threads) {
+        gkpy::require_ndim(X, 2, "X");
+        if (X.shape(0) < 1 || X.shape(1) < 1) throw py::value_error("X must not be empty");
+        py::gil_scoped_release release;
+        return gk::kmeans_mean_variance(X.data(), X.shape(0), X.shape(1), n_threads);
+      },
+      py::arg("X").noconvert(), py::arg("n_threads"),
+      "Mean over features of the variance of X, in float64 (not finite if X is not).");
 }
 
 }  // namespace

@@ -46,16 +46,25 @@ void argmin_rows(int32_t* label, T* mind, const T* X, int64_t rows, int64_t d, c
   }
 }
 
+// pp_tile (portable) sits with the k-means++ driver at the end of this file.
+
+// Segments of d whose sums stay in a local array (registers or L1) while the rows go by.
 template <typename T>
-void dots_rows(T* dots, const T* X, int64_t rows, int64_t d, const T* packed, int64_t ncols) {
-  constexpr int64_t NR = kmeans_tile::panel_width<T>();
-  T dot[NR];
-  for (int64_t i = 0; i < rows; ++i) {
-    const T* x = X + i * d;
-    for (int64_t c = 0; c < NR; ++c) dot[c] = T(0);
-    for (int64_t p = 0; p < d; ++p)
-      for (int64_t c = 0; c < NR; ++c) dot[c] += x[p] * packed[p * NR + c];
-    for (int64_t c = 0; c < ncols; ++c) dots[i * ncols + c] = dot[c];
+void add_rows(double* out, const T* X, const T* w, const int32_t* idx, int64_t count,
+              int64_t d) {
+  constexpr int64_t SEG = 64;
+  T acc[SEG];
+  for (int64_t p0 = 0; p0 < d && count > 0; p0 += SEG) {
+    const int64_t m = std::min(SEG, d - p0);
+    const T* x0 = X + static_cast<int64_t>(idx[0]) * d + p0;
+    const T w0 = w ? w[idx[0]] : T(1);
+    for (int64_t c = 0; c < m; ++c) acc[c] = w0 * x0[c];
+    for (int64_t t = 1; t < count; ++t) {
+      const T* x = X + static_cast<int64_t>(idx[t]) * d + p0;
+      const T wt = w ? w[idx[t]] : T(1);
+      for (int64_t c = 0; c < m; ++c) acc[c] += wt * x[c];
+    }
+    for (int64_t c = 0; c < m; ++c) out[p0 + c] += static_cast<double>(acc[c]);
   }
 }
 
@@ -82,11 +91,30 @@ void argmin_rows(int32_t* label, T* mind, const T* X, int64_t rows, int64_t d, c
 }
 
 template <typename T>
-void dots_rows(T* dots, const T* X, int64_t rows, int64_t d, const T* packed, int64_t ncols) {
+void add_rows(double* out, const T* X, const T* w, const int32_t* idx, int64_t count,
+              int64_t d) {
 #if defined(GRADKIT_HAVE_AVX512)
-  if (use_avx512<T>()) return kmeans_avx512::dots_rows(dots, X, rows, d, packed, ncols);
+  if (use_avx512<T>()) return kmeans_avx512::add_rows(out, X, w, idx, count, d);
 #endif
-  kmeans_portable::dots_rows(dots, X, rows, d, packed, ncols);
+  kmeans_portable::add_rows(out, X, w, idx, count, d);
+}
+
+// The small-k tile (lanes along d) where the ISA has one; it also returns ||x||^2.
+template <typename T>
+void argmin_rows_small_k(int32_t* label, T* mind, T* xx, const T* X, int64_t rows, int64_t d,
+                         const T* packed, const T* cnorm, int64_t k) {
+#if defined(GRADKIT_HAVE_AVX512)
+  kmeans_avx512::argmin_rows_small_k(label, mind, xx, X, rows, d, packed, cnorm, k);
+#endif
+}
+
+// Whether the assignment uses the small-k tile: few centres (a centre panel would leave lanes
+// idle) and rows long enough to fill the lanes along d. Measured against the panel tile: ahead
+// up to 12 centres in float32 (6 in float64) from d = 64 on; at 16 (8) the panel has no idle
+// lane and wins.
+template <typename T>
+bool use_small_k(int64_t k, int64_t d) {
+  return use_avx512<T>() && k <= kmeans_tile::small_k_max<T>() && d >= 64;
 }
 
 // Sums of squares in float64 with 8 independent partial sums, added in a fixed order: the
@@ -130,52 +158,57 @@ inline T sq_norm_fast(const T* x, int64_t d) {
   return s;
 }
 
-// Per-thread sums of one block of rows in T, flushed into the chunk's float64 sums after each
-// block (only the clusters the block touched): float32 adds stay cheap, and no float32 sum
-// runs over more than one block.
-template <typename T>
-struct BlockSums {
-  std::vector<T> sums;
-  std::vector<char> used;
-  std::vector<int32_t> touched;
-  int64_t d;
-  BlockSums(int64_t k, int64_t d_) : sums(k * d_), used(k, 0), d(d_) {}
-  void add(int32_t j, const T* x, T wi) {
-    T* s = sums.data() + j * d;
-    if (!used[j]) {
-      used[j] = 1;
+// The rows of one block grouped by label, each group in row order (a linked list per label;
+// only the labels the block touched are visited and reset). Each group's weighted sum is then
+// taken in T, with the partial sums in registers while its rows stream by from cache, and
+// added to the chunk's float64 sums: float32 adds stay cheap, and no float32 sum runs over
+// more than one block.
+struct BlockGroups {
+  std::vector<int32_t> head, tail, next, touched, idx;
+  BlockGroups(int64_t k, int64_t rows) : head(k, -1), tail(k), next(rows), idx(rows) {}
+  void add(int32_t j, int32_t r) {
+    if (head[j] < 0) {
+      head[j] = r;
       touched.push_back(j);
-      for (int64_t p = 0; p < d; ++p) s[p] = wi * x[p];
     } else {
-      for (int64_t p = 0; p < d; ++p) s[p] += wi * x[p];
+      next[tail[j]] = r;
     }
+    tail[j] = r;
+    next[r] = -1;
   }
-  void flush(double* out) {
+  // f(j, rows of group j, count) for each touched label; then empty.
+  template <typename F>
+  void drain(F f) {
     for (int32_t j : touched) {
-      const T* s = sums.data() + j * d;
-      double* o = out + j * d;
-      for (int64_t p = 0; p < d; ++p) o[p] += static_cast<double>(s[p]);
-      used[j] = 0;
+      int64_t n = 0;
+      for (int32_t r = head[j]; r >= 0; r = next[r]) idx[n++] = r;
+      f(j, idx.data(), n);
+      head[j] = -1;
     }
     touched.clear();
   }
 };
 
-// Centres packed for the tiles (see kmeans_tile.hpp).
+// Centres packed for the tiles (see kmeans_tile.hpp): in panels, or chunk-interleaved for
+// the small-k tile.
 template <typename T>
 struct Packed {
   std::vector<T> data, cnorm;
-  Packed(const T* centers, int64_t k, int64_t d) {
+  bool small_k;
+  Packed(const T* centers, int64_t k, int64_t d, bool small_k_ = false) : small_k(small_k_) {
     constexpr int64_t NR = kmeans_tile::panel_width<T>();
+    constexpr int64_t V = kmeans_tile::small_k_width<T>();
     const int64_t kpad = (k + NR - 1) / NR * NR;
-    data.assign(kpad * d, T(0));
+    data.assign(small_k ? (d + V - 1) / V * V * k : kpad * d, T(0));
     cnorm.assign(kpad, std::numeric_limits<T>::infinity());
     for (int64_t j = 0; j < k; ++j) {
-      T* panel = data.data() + (j / NR) * NR * d + j % NR;
       T s = 0;
       for (int64_t p = 0; p < d; ++p) {
         const T c = centers[j * d + p];
-        panel[p * NR] = c;
+        if (small_k)
+          data[(p / V * k + j) * V + p % V] = c;
+        else
+          data[(j / NR) * NR * d + p * NR + j % NR] = c;
         s += c * c;
       }
       cnorm[j] = s;
@@ -224,8 +257,8 @@ void assign_pass(std::vector<Partial>& parts, int32_t* labels, const T* X, const
 #pragma omp parallel num_threads(threads)
   {
     std::vector<int32_t> lab(B);
-    std::vector<T> mind(B);
-    BlockSums<T> block(update ? k : 0, d);
+    std::vector<T> mind(B), xxb(B);
+    BlockGroups groups(update ? k : 0, B);
 #pragma omp for schedule(static)
     for (int64_t c = 0; c < chunks; ++c) {
       Partial& part = parts[c];
@@ -236,8 +269,12 @@ void assign_pass(std::vector<Partial>& parts, int32_t* labels, const T* X, const
       const int64_t end = chunk_begin(c + 1, chunks, n);
       for (int64_t i0 = chunk_begin(c, chunks, n); i0 < end; i0 += B) {
         const int64_t rows = std::min(B, end - i0);
-        argmin_rows(lab.data(), mind.data(), X + i0 * d, rows, d, pk.data.data(),
-                    pk.cnorm.data(), k);
+        if (pk.small_k)
+          argmin_rows_small_k(lab.data(), mind.data(), xxb.data(), X + i0 * d, rows, d,
+                              pk.data.data(), pk.cnorm.data(), k);
+        else
+          argmin_rows(lab.data(), mind.data(), X + i0 * d, rows, d, pk.data.data(),
+                      pk.cnorm.data(), k);
         for (int64_t r = 0; r < rows; ++r) {
           const int64_t i = i0 + r;
           const int32_t j = lab[r];
@@ -247,12 +284,15 @@ void assign_pass(std::vector<Partial>& parts, int32_t* labels, const T* X, const
           labels[i] = j;
           if (update) {
             part.weight[j] += wi;
-            block.add(j, x, static_cast<T>(wi));
+            groups.add(j, static_cast<int32_t>(r));
           }
-          const double xx = sq_norm_fast(x, d);
+          const double xx = pk.small_k ? xxb[r] : sq_norm_fast(x, d);
           part.inertia += wi * std::max(0.0, xx + static_cast<double>(mind[r]));
         }
-        if (update) block.flush(part.sums.data());
+        if (update)
+          groups.drain([&](int32_t j, const int32_t* idx, int64_t count) {
+            add_rows(part.sums.data() + j * d, X + i0 * d, w ? w + i0 : nullptr, idx, count, d);
+          });
       }
     }
   }
@@ -310,7 +350,7 @@ template <typename T>
 LloydStepStats kmeans_lloyd_step(T* centers_new, int32_t* labels, const T* X, const T* w,
                                  const T* centers, int64_t n, int64_t d, int64_t k,
                                  int n_threads) {
-  const Packed<T> pk(centers, k, d);
+  const Packed<T> pk(centers, k, d, use_small_k<T>(k, d));
   std::vector<Partial> parts;
   assign_pass(parts, labels, X, w, pk, n, d, k, /*update=*/true, n_threads);
   // Reduce the chunk partials in chunk order.
@@ -338,7 +378,7 @@ LloydStepStats kmeans_lloyd_step(T* centers_new, int32_t* labels, const T* X, co
 template <typename T>
 double kmeans_assign(int32_t* labels, const T* X, const T* w, const T* centers, int64_t n,
                      int64_t d, int64_t k, int n_threads) {
-  const Packed<T> pk(centers, k, d);
+  const Packed<T> pk(centers, k, d, use_small_k<T>(k, d));
   std::vector<Partial> parts;
   assign_pass(parts, labels, X, w, pk, n, d, k, /*update=*/false, n_threads);
   double inertia = 0;
@@ -367,131 +407,355 @@ double kmeans_inertia(const int32_t* labels, const T* X, const T* w, const T* ce
   return inertia;
 }
 
-template <typename T>
-double kmeans_lloyd(T* centers, int32_t* labels, int64_t* n_iter, const T* X, const T* w,
-                    int64_t n, int64_t d, int64_t k, int max_iter, double tol, int n_threads) {
-  std::vector<T> other(centers, centers + k * d);
+namespace {
+
+struct IterStats {
+  int64_t n_changed;
+  double center_shift;
+};
+
+// The Lloyd loop of both drivers: step(new, old) runs one iteration from the centres `old`,
+// writes the next ones to `new` and returns what changed. Stops when no label changed (strict
+// convergence, returns true) or the centres moved by at most tol; leaves the last centres in
+// `centers` and the iteration count in *n_iter.
+template <typename T, typename Step>
+bool lloyd_iterate(T* centers, int64_t size, int max_iter, double tol, int64_t* n_iter,
+                   Step&& step) {
+  std::vector<T> other(centers, centers + size);
   T* cur = centers;
   T* nxt = other.data();
-  std::fill(labels, labels + n, -1);
   bool strict = false;
   int it = 0;
   for (; it < max_iter; ++it) {
-    const LloydStepStats st = kmeans_lloyd_step(nxt, labels, X, w, cur, n, d, k, n_threads);
+    const IterStats st = step(nxt, cur);
     std::swap(cur, nxt);
-    if (st.n_changed == 0) {  // labels did not change: strict convergence
+    if (st.n_changed == 0) {
       strict = true;
       break;
     }
     if (st.center_shift <= tol) break;
   }
-  if (cur != centers) std::copy(cur, cur + k * d, centers);
+  if (cur != centers) std::copy(cur, cur + size, centers);
+  *n_iter = std::min(it + 1, max_iter);
+  return strict;
+}
+
+// The Lloyd loop for tiny inputs (one chunk, under the one-thread work threshold): no OpenMP
+// region, buffers allocated once, no per-iteration inertia (the loop does not use it), and the
+// cluster sums go straight to float64. For a 1,000 x 2 fit the general path's set-up per
+// iteration cost more than the arithmetic.
+template <typename T>
+double lloyd_small(T* centers, int32_t* labels, int64_t* n_iter, const T* X, const T* w,
+                   int64_t n, int64_t d, int64_t k, int max_iter, double tol) {
+  std::vector<T> mind(n);
+  std::vector<int32_t> lab(n);
+  std::vector<double> sums(k * d), weight(k);
+  std::fill(labels, labels + n, -1);
+  const bool strict = lloyd_iterate(centers, k * d, max_iter, tol, n_iter, [&](T* nxt, T* cur) {
+    {
+      const Packed<T> pk(cur, k, d);
+      argmin_rows(lab.data(), mind.data(), X, n, d, pk.data.data(), pk.cnorm.data(), k);
+    }
+    std::fill(sums.begin(), sums.end(), 0.0);
+    std::fill(weight.begin(), weight.end(), 0.0);
+    int64_t changed = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const int32_t j = lab[i];
+      changed += labels[i] != j;
+      labels[i] = j;
+      const double wi = w ? static_cast<double>(w[i]) : 1.0;
+      weight[j] += wi;
+      const T* x = X + i * d;
+      double* s = sums.data() + j * d;
+      for (int64_t p = 0; p < d; ++p) s[p] += wi * static_cast<double>(x[p]);
+    }
+    relocate_empty(sums, weight, labels, X, w, cur, n, d, k);
+    double shift = 0;
+    for (int64_t j = 0; j < k; ++j) {
+      const double scale = weight[j] > 0 ? 1.0 / weight[j] : 1.0;
+      for (int64_t p = 0; p < d; ++p) {
+        const T c = static_cast<T>(sums[j * d + p] * scale);
+        const double diff = static_cast<double>(c) - cur[j * d + p];
+        shift += diff * diff;
+        nxt[j * d + p] = c;
+      }
+    }
+    return IterStats{changed, shift};
+  });
+  if (!strict) {
+    const Packed<T> pk(centers, k, d);
+    argmin_rows(labels, mind.data(), X, n, d, pk.data.data(), pk.cnorm.data(), k);
+  }
+  double inertia = 0;  // as kmeans_inertia sums one chunk
+  for (int64_t i = 0; i < n; ++i)
+    inertia += (w ? static_cast<double>(w[i]) : 1.0) *
+               sq_dist(X + i * d, centers + static_cast<int64_t>(labels[i]) * d, d);
+  return inertia;
+}
+
+}  // namespace
+
+template <typename T>
+double kmeans_lloyd(T* centers, int32_t* labels, int64_t* n_iter, const T* X, const T* w,
+                    int64_t n, int64_t d, int64_t k, int max_iter, double tol, int n_threads) {
+  if (n_chunks(n) == 1 && 2.0 * n * d * k < 2e5)  // one chunk, one thread: set-up dominates
+    return lloyd_small(centers, labels, n_iter, X, w, n, d, k, max_iter, tol);
+  std::fill(labels, labels + n, -1);
+  const bool strict = lloyd_iterate(centers, k * d, max_iter, tol, n_iter, [&](T* nxt, T* cur) {
+    const LloydStepStats st = kmeans_lloyd_step(nxt, labels, X, w, cur, n, d, k, n_threads);
+    return IterStats{st.n_changed, st.center_shift};
+  });
   // A final assignment so that the labels belong to the returned centres.
   if (!strict) kmeans_assign(labels, X, w, centers, n, d, k, n_threads);
-  *n_iter = std::min(it + 1, max_iter);
   return kmeans_inertia(labels, X, w, centers, n, d, k, n_threads);
 }
 
+// ---- k-means++ ------------------------------------------------------------------------------
+
+namespace kmeans_portable {
+
+// Same contract as the AVX-512 tile; each distance is computed as the portable sweep did
+// (||x||^2 in float64 rounded to T, one chain over p for x.c).
+template <typename T>
+void pp_norms(T* xx, const T* X, int64_t rows, int64_t d) {
+  for (int64_t i = 0; i < rows; ++i) xx[i] = static_cast<T>(sq_norm(X + i * d, d));
+}
+
+template <typename T>
+void pp_tile(double* pots, T* closest, const T* X, const T* xxs, const T* w, int64_t rows,
+             int64_t d, const T* packed, const T* cn, int64_t m, bool update) {
+  constexpr int G = kmeans_tile::pp_group<T>();
+  const int64_t npairs = (d + 1) / 2, groups = (m + G - 1) / G;
+  // Unpacked to (d, G) per group so that the dot loop below is the Lloyd panel's loop.
+  std::vector<T> cols(groups * d * G);
+  for (int64_t g = 0; g < groups; ++g)
+    for (int64_t p = 0; p < d; ++p)
+      for (int j = 0; j < G; ++j)
+        cols[(g * d + p) * G + j] = packed[(g * npairs + p / 2) * 2 * G + 2 * j + p % 2];
+  for (int64_t i = 0; i < rows; ++i) {
+    const T* x = X + i * d;
+    const T xx = xxs[i];
+    const double wi = w ? static_cast<double>(w[i]) : 1.0;
+    for (int64_t g = 0; g * G < m; ++g) {
+      // p outer, candidates inner, as the Lloyd panel loop: one multiply-add chain over p per
+      // candidate, contracted to FMA wherever that loop is.
+      const T* panel = cols.data() + g * d * G;
+      T dot[G] = {};
+      for (int64_t p = 0; p < d; ++p)
+        for (int j = 0; j < G; ++j) dot[j] += x[p] * panel[p * G + j];
+      for (int64_t t = g * G; t < std::min<int64_t>(m, g * G + G); ++t) {
+        T dist = xx + cn[t] - T(2) * dot[t - g * G];
+        dist = std::max(dist, T(0));
+        dist = std::min(dist, closest[i]);
+        if (update && t == 0) closest[i] = dist;
+        pots[t] += wi * static_cast<double>(dist);
+      }
+    }
+  }
+}
+
+}  // namespace kmeans_portable
+
+namespace {
+
+template <typename T>
+void pp_norms(T* xx, const T* X, int64_t rows, int64_t d) {
+#if defined(GRADKIT_HAVE_AVX512)
+  if (use_avx512<T>()) return kmeans_avx512::pp_norms(xx, X, rows, d);
+#endif
+  kmeans_portable::pp_norms(xx, X, rows, d);
+}
+
+template <typename T>
+void pp_tile(double* pots, T* closest, const T* X, const T* xx, const T* w, int64_t rows,
+             int64_t d, const T* packed, const T* cn, int64_t m, bool update) {
+#if defined(GRADKIT_HAVE_AVX512)
+  if (use_avx512<T>())
+    return kmeans_avx512::pp_tile(pots, closest, X, xx, w, rows, d, packed, cn, m, update);
+#endif
+  kmeans_portable::pp_tile(pots, closest, X, xx, w, rows, d, packed, cn, m, update);
+}
+
+// f(i) for i in [0, n): a plain loop on one thread (no OpenMP team to set up for small inputs).
+template <typename F>
+void for_each_block(int64_t n, int threads, F&& f) {
+  if (threads <= 1) {
+    for (int64_t i = 0; i < n; ++i) f(i);
+    return;
+  }
+#pragma omp parallel for schedule(static) num_threads(threads)
+  for (int64_t i = 0; i < n; ++i) f(i);
+}
+
+}  // namespace
+
+// One pass over X per centre. Candidates of round c are drawn before the centre chosen in
+// round c - 1 (`pending`) has been folded into `closest`: the draw needs only per-block totals
+// of w min(closest, d_pending), which the previous sweep produced, and rescans one block of
+// rows for the exact position. The next sweep then folds `pending` in while it measures the
+// new candidates, so X is read once per centre and no n x trials matrix is kept.
 template <typename T>
 void kmeans_plusplus(int64_t* indices, const T* X, const T* w, int64_t n, int64_t d,
                      int64_t n_clusters, int64_t n_local_trials, const double* uniforms,
                      int n_threads) {
-  const int64_t chunks = n_chunks(n);
-  const int64_t L = n_local_trials;
-  const int threads = threads_for_chunks(n_threads, chunks, 2.0 * n * d * L);
-  const int64_t B = block_rows<T>(d);
+  constexpr int64_t B = kmeans_tile::pp_block_rows();
+  const int64_t nb = (n + B - 1) / B, L = n_local_trials, M = L + 1;
   auto wt = [w](int64_t i) { return w ? static_cast<double>(w[i]) : 1.0; };
-  std::vector<T> closest(n);
-  std::vector<double> chunk_sum(chunks);
+  auto rows_of = [&](int64_t b) { return std::min(B, n - b * B); };
+  int nt = n_threads > 0 ? n_threads : omp_get_max_threads();
+  if (2.0 * n * d * M < 2e5) nt = 1;
+  nt = static_cast<int>(std::min<int64_t>(nt, nb));
 
-  // Inverse-CDF draws over the weights `mass(i)`, by chunk totals then a scan in one chunk:
-  // the first i whose running sum reaches u * total (clipped to n - 1).
-  auto draw = [&](auto mass, double target) -> int64_t {
-    int64_t c = 0;
+  std::vector<T> closest(n, std::numeric_limits<T>::infinity());
+  // Row norms are kept for all rounds when that n-vector is small next to X (d >= 32) or
+  // small outright; otherwise each sweep recomputes them block by block.
+  const bool keep_norms = d >= 32 || n <= (1 << 16);
+  std::vector<T> norms(keep_norms ? n : 0);
+  if (keep_norms)
+    for_each_block(nb, nt, [&](int64_t b) {
+      pp_norms(norms.data() + b * B, X + b * B * d, rows_of(b), d);
+    });
+  // The norms of block b: kept, or computed into buf.
+  auto norms_of = [&](int64_t b, T* buf) -> const T* {
+    if (keep_norms) return norms.data() + b * B;
+    pp_norms(buf, X + b * B * d, rows_of(b), d);
+    return buf;
+  };
+  std::vector<double> pots(nb * M), block_mass(nb);
+  std::vector<T> rows_buf(M * d), packed(kmeans_tile::pp_packed_size<T>(M, d)), cn(M);
+  std::vector<T> one_packed(kmeans_tile::pp_packed_size<T>(1, d)), scratch(B);
+  T one_cn = 0;
+  std::vector<int64_t> slot(M);  // the rows measured in the current sweep
+  std::vector<double> total(M);
+
+  // Candidate rows gathered and packed, with their squared norms (summed as the Lloyd
+  // tile's packing does).
+  auto load = [&](const int64_t* idx, int64_t m, T* pk, T* cnorm) {
+    for (int64_t t = 0; t < m; ++t) {
+      const T* c = X + idx[t] * d;
+      std::copy(c, c + d, rows_buf.begin() + t * d);
+      T s = 0;
+      for (int64_t p = 0; p < d; ++p) {
+        const T v = c[p];
+        s += v * v;
+      }
+      cnorm[t] = s;
+    }
+    kmeans_tile::pp_pack(pk, rows_buf.data(), m, d);
+  };
+  // Measures rows slot[0..m) over all blocks; when `update`, slot 0 is folded into closest.
+  auto sweep = [&](int64_t m, bool update) {
+    load(slot.data(), m, packed.data(), cn.data());
+    for_each_block(nb, nt, [&](int64_t b) {
+      double* pb = pots.data() + b * M;
+      std::fill(pb, pb + m, 0.0);
+      T buf[B];
+      pp_tile(pb, closest.data() + b * B, X + b * B * d, norms_of(b, buf),
+              w ? w + b * B : nullptr, rows_of(b), d, packed.data(), cn.data(), m, update);
+    });
+    for (int64_t t = 0; t < m; ++t) {
+      double s = 0;
+      for (int64_t b = 0; b < nb; ++b) s += pots[b * M + t];
+      total[t] = s;
+    }
+  };
+  // The first row whose running sum of mass reaches target (clipped to n - 1): whole blocks by
+  // their totals, then row by row inside one block.
+  auto draw = [&](double target, auto&& row_masses) -> int64_t {
+    int64_t b = 0;
     double run = 0;
-    while (c < chunks - 1 && run + chunk_sum[c] < target) run += chunk_sum[c++];
-    for (int64_t i = chunk_begin(c, chunks, n); i < n; ++i) {
-      run += mass(i);
-      if (run >= target) return i;
+    while (b < nb - 1 && run + block_mass[b] < target) run += block_mass[b++];
+    for (; b < nb; ++b) {
+      const double* mass = row_masses(b);
+      for (int64_t r = 0; r < rows_of(b); ++r) {
+        run += mass[r];
+        if (run >= target) return b * B + r;
+      }
     }
     return n - 1;
   };
-  auto chunk_totals = [&](auto mass) {
-#pragma omp parallel for schedule(static) num_threads(threads)
-    for (int64_t c = 0; c < chunks; ++c) {
-      double s = 0;
-      for (int64_t i = chunk_begin(c, chunks, n); i < chunk_begin(c + 1, chunks, n); ++i)
-        s += mass(i);
-      chunk_sum[c] = s;
-    }
-    double total = 0;
-    for (double s : chunk_sum) total += s;
-    return total;
-  };
+  std::vector<double> mass_buf(B);
 
-  // Squared distances from every row to `ncand` rows of X (packed once), block by block;
-  // `visit(i, dist_row)` consumes them in row order within each chunk.
-  auto sweep = [&](const int64_t* cand, int64_t ncand, std::vector<double>& pot_out,
-                   bool update_closest) {
-    std::vector<T> cands(ncand * d);
-    for (int64_t c = 0; c < ncand; ++c)
-      std::copy(X + cand[c] * d, X + cand[c] * d + d, cands.begin() + c * d);
-    const Packed<T> pk(cands.data(), ncand, d);
-    std::vector<double> pots(chunks * ncand, 0.0);
-#pragma omp parallel num_threads(threads)
-    {
-      std::vector<T> dots(B * ncand);
-#pragma omp for schedule(static)
-      for (int64_t c = 0; c < chunks; ++c) {
-        double* pot = pots.data() + c * ncand;
-        const int64_t end = chunk_begin(c + 1, chunks, n);
-        for (int64_t i0 = chunk_begin(c, chunks, n); i0 < end; i0 += B) {
-          const int64_t rows = std::min(B, end - i0);
-#if defined(GRADKIT_HAVE_AVX512)
-          if (use_avx512<T>() &&
-              kmeans_avx512::pp_sweep_rows(pot, closest.data() + i0, X + i0 * d,
-                                           w ? w + i0 : nullptr, rows, d, pk.data.data(),
-                                           pk.cnorm.data(), ncand, update_closest))
-            continue;
-#endif
-          dots_rows(dots.data(), X + i0 * d, rows, d, pk.data.data(), ncand);
-          for (int64_t r = 0; r < rows; ++r) {
-            const int64_t i = i0 + r;
-            const T* x = X + i * d;
-            const T xx = static_cast<T>(sq_norm(x, d));
-            for (int64_t cc = 0; cc < ncand; ++cc) {
-              T dist = xx + pk.cnorm[cc] - T(2) * dots[r * ncand + cc];
-              dist = std::max(dist, T(0));
-              dist = std::min(dist, closest[i]);
-              if (update_closest) closest[i] = dist;
-              pot[cc] += wt(i) * static_cast<double>(dist);
-            }
+  // First centre: drawn with probability w.
+  for (int64_t b = 0; b < nb; ++b) {
+    double s = 0;
+    for (int64_t i = b * B; i < b * B + rows_of(b); ++i) s += wt(i);
+    block_mass[b] = s;
+  }
+  double wsum = 0;
+  for (double s : block_mass) wsum += s;
+  indices[0] = draw(uniforms[0] * wsum, [&](int64_t b) {
+    for (int64_t r = 0; r < rows_of(b); ++r) mass_buf[r] = wt(b * B + r);
+    return mass_buf.data();
+  });
+  slot[0] = indices[0];
+  sweep(1, /*update=*/true);
+  double current = total[0];
+  for (int64_t b = 0; b < nb; ++b) block_mass[b] = pots[b * M];
+  bool pending = false;  // whether slot[0] is chosen but not yet folded into closest
+
+  for (int64_t c = 1; c < n_clusters; ++c) {
+    // Row masses of block b: w min(closest, d_pending), computed as the next sweep will.
+    auto masses = [&](int64_t b) {
+      const int64_t rows = rows_of(b);
+      std::copy(closest.begin() + b * B, closest.begin() + b * B + rows, scratch.begin());
+      if (pending) {
+        double unused = 0;
+        T buf[B];
+        pp_tile(&unused, scratch.data(), X + b * B * d, norms_of(b, buf),
+                w ? w + b * B : nullptr, rows, d, one_packed.data(), &one_cn, 1, true);
+      }
+      for (int64_t r = 0; r < rows; ++r)
+        mass_buf[r] = wt(b * B + r) * static_cast<double>(scratch[r]);
+      return mass_buf.data();
+    };
+    const int64_t first = pending ? 1 : 0;
+    for (int64_t t = 0; t < L; ++t)
+      slot[first + t] = draw(uniforms[1 + (c - 1) * L + t] * current, masses);
+    sweep(first + L, pending);
+    const int64_t best =
+        std::min_element(total.begin() + first, total.begin() + first + L) - total.begin();
+    current = total[best];
+    indices[c] = slot[best];
+    for (int64_t b = 0; b < nb; ++b) block_mass[b] = pots[b * M + best];
+    // The chosen row becomes slot 0 of the next sweep, and is packed alone for the rescans.
+    slot[0] = indices[c];
+    pending = true;
+    load(slot.data(), 1, one_packed.data(), &one_cn);
+  }
+}
+
+template <typename T>
+double kmeans_mean_variance(const T* X, int64_t n, int64_t d, int n_threads) {
+  const int64_t chunks = n_chunks(n);
+  const int threads = threads_for_chunks(n_threads, chunks, 3.0 * n * d);
+  std::vector<double> part(chunks * d), mean(d, 0.0), ss(d, 0.0);
+  // Two passes (mean, then squared deviations), each by fixed chunks of rows added in order.
+  for (int pass = 0; pass < 2; ++pass) {
+    for_each_block(chunks, threads, [&](int64_t c) {
+      double* acc = part.data() + c * d;
+      std::fill(acc, acc + d, 0.0);
+      for (int64_t i = chunk_begin(c, chunks, n); i < chunk_begin(c + 1, chunks, n); ++i) {
+        const T* x = X + i * d;
+        if (pass == 0) {
+          for (int64_t p = 0; p < d; ++p) acc[p] += static_cast<double>(x[p]);
+        } else {
+          for (int64_t p = 0; p < d; ++p) {
+            const double diff = static_cast<double>(x[p]) - mean[p];
+            acc[p] += diff * diff;
           }
         }
       }
-    }
-    pot_out.assign(ncand, 0.0);
+    });
+    std::vector<double>& out = pass == 0 ? mean : ss;
     for (int64_t c = 0; c < chunks; ++c)
-      for (int64_t cc = 0; cc < ncand; ++cc) pot_out[cc] += pots[c * ncand + cc];
-  };
-
-  const double wsum = chunk_totals(wt);
-  indices[0] = draw(wt, uniforms[0] * wsum);
-  std::fill(closest.begin(), closest.end(), std::numeric_limits<T>::infinity());
-  std::vector<double> pot;
-  sweep(indices, 1, pot, /*update_closest=*/true);
-  double current = pot[0];
-  std::vector<int64_t> cand(L);
-  auto mass = [&](int64_t i) { return wt(i) * static_cast<double>(closest[i]); };
-  for (int64_t c = 1; c < n_clusters; ++c) {
-    chunk_totals(mass);
-    for (int64_t t = 0; t < L; ++t) cand[t] = draw(mass, uniforms[1 + (c - 1) * L + t] * current);
-    sweep(cand.data(), L, pot, /*update_closest=*/false);
-    const int64_t best = std::min_element(pot.begin(), pot.end()) - pot.begin();
-    current = pot[best];
-    indices[c] = cand[best];
-    sweep(cand.data() + best, 1, pot, /*update_closest=*/true);
+      for (int64_t p = 0; p < d; ++p) out[p] += part[c * d + p];
+    if (pass == 0)
+      for (double& v : mean) v /= static_cast<double>(n);
   }
+  double total = 0;
+  for (double v : ss) total += v / static_cast<double>(n);
+  return total / static_cast<double>(d);
 }
 
 #define GK_KMEANS_INSTANTIATE(T)                                                              \
@@ -504,7 +768,8 @@ void kmeans_plusplus(int64_t* indices, const T* X, const T* w, int64_t n, int64_
   template double kmeans_lloyd<T>(T*, int32_t*, int64_t*, const T*, const T*, int64_t, int64_t, \
                                   int64_t, int, double, int);                                   \
   template void kmeans_plusplus<T>(int64_t*, const T*, const T*, int64_t, int64_t, int64_t,     \
-                                   int64_t, const double*, int);
+                                   int64_t, const double*, int);                                \
+  template double kmeans_mean_variance<T>(const T*, int64_t, int64_t, int);
 GK_KMEANS_INSTANTIATE(float)
 GK_KMEANS_INSTANTIATE(double)
 

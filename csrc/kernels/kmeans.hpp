@@ -50,10 +50,16 @@ double kmeans_lloyd(T* centers, int32_t* labels, int64_t* n_iter, const T* X, co
 // 1 + (n_clusters - 1) * n_local_trials numbers in [0, 1): the first picks the first centre
 // with probability proportional to w, each later group of n_local_trials picks candidates
 // with probability proportional to w * D(x)^2. Closest squared distances are kept in T and
-// updated incrementally (one extra n-vector, no n x trials matrix).
+// updated incrementally, in the same pass over X that measures the next candidates (one extra
+// n-vector, plus the row norms when d >= 32 or n <= 65536; no n x trials matrix).
 template <typename T>
 void kmeans_plusplus(int64_t* indices, const T* X, const T* w, int64_t n, int64_t d,
                      int64_t n_clusters, int64_t n_local_trials, const double* uniforms,
                      int n_threads);
+
+// np.mean(np.var(X, axis=0)) in float64 (two passes by fixed chunks of rows): the scale of
+// scikit-learn's tol. Not finite when X holds NaN or inf.
+template <typename T>
+double kmeans_mean_variance(const T* X, int64_t n, int64_t d, int n_threads);
 
 }  // namespace gk

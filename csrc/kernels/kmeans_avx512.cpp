@@ -1,13 +1,23 @@
 // AVX-512 distance tiles for k-means: an MR x (NV vectors) register block of dot products
 // between rows of X and a packed panel of centres, with the argmin fused so that no distance
-// leaves the registers. Compiled with -march=x86-64-v4; entered only after a CPU check.
+// leaves the registers; and for few centres a tile with the lanes along d instead.
+// Compiled with -march=x86-64-v4; entered only after a CPU check.
 #include <immintrin.h>
 
+#include <algorithm>
+#include <array>
 #include <climits>
+#include <cstring>
 #include <cstdint>
 #include <limits>
+#include <utility>
 
 #include "kernels/kmeans_tile.hpp"
+
+// gcc 12 warns that the _mm512_undefined_* inside its own reduction intrinsics may be used
+// uninitialised (a known false positive of those headers).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 
 namespace gk {
 namespace kmeans_avx512 {
@@ -28,8 +38,19 @@ struct Simd<float> {
   static reg load_partial(const float* p, int64_t n) {  // lanes past n read as 0
     return _mm512_maskz_loadu_ps(__mmask16((1u << n) - 1), p);
   }
+  static reg load_masked(__mmask16 m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
   static void store(float* p, reg v) { _mm512_storeu_ps(p, v); }
+  // out[0..n) += v[0..n) in float64 (n <= 16)
+  static void add_to(double* out, reg v, int n) {
+    const __mmask8 lo = static_cast<__mmask8>(n >= 8 ? 0xff : (1u << n) - 1);
+    const __mmask8 hi = static_cast<__mmask8>(n >= 16 ? 0xff : n > 8 ? (1u << (n - 8)) - 1 : 0);
+    const __m512d a = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+    const __m512d b = _mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1));
+    _mm512_mask_storeu_pd(out, lo, _mm512_add_pd(_mm512_maskz_loadu_pd(lo, out), a));
+    _mm512_mask_storeu_pd(out + 8, hi, _mm512_add_pd(_mm512_maskz_loadu_pd(hi, out + 8), b));
+  }
   static reg fmadd(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
+  static reg mul(reg a, reg b) { return _mm512_mul_ps(a, b); }
   static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
   static reg min(reg a, reg b) { return _mm512_min_ps(a, b); }
   static reg max(reg a, reg b) { return _mm512_max_ps(a, b); }
@@ -69,8 +90,16 @@ struct Simd<double> {
   static reg load_partial(const double* p, int64_t n) {
     return _mm512_maskz_loadu_pd(__mmask8((1u << n) - 1), p);
   }
+  static reg load_masked(__mmask16 m, const double* p) {
+    return _mm512_maskz_loadu_pd(static_cast<__mmask8>(m), p);
+  }
   static void store(double* p, reg v) { _mm512_storeu_pd(p, v); }
+  static void add_to(double* out, reg v, int n) {
+    const __mmask8 m = static_cast<__mmask8>(n >= 8 ? 0xff : (1u << n) - 1);
+    _mm512_mask_storeu_pd(out, m, _mm512_add_pd(_mm512_maskz_loadu_pd(m, out), v));
+  }
   static reg fmadd(reg a, reg b, reg c) { return _mm512_fmadd_pd(a, b, c); }
+  static reg mul(reg a, reg b) { return _mm512_mul_pd(a, b); }
   static reg add(reg a, reg b) { return _mm512_add_pd(a, b); }
   static reg min(reg a, reg b) { return _mm512_min_pd(a, b); }
   static reg max(reg a, reg b) { return _mm512_max_pd(a, b); }
@@ -170,7 +199,175 @@ inline void argmin_panel(typename Simd<T>::reg (&best)[MR], typename Simd<T>::id
   }
 }
 
+// ---- small k: lanes along d ---------------------------------------------------------------
+// With few centres a centre panel (2W lanes, or W for the last one) leaves FMAs idle. Here
+// the lanes run along d instead: R rows x K centres accumulators, the rows and the centres
+// (chunk-interleaved) streamed together, ||x||^2 on the side, and one horizontal reduction per
+// row. The sums run in a different order than in the panel tile, so a near-tie may round to
+// the other centre.
+
+// Lane L of the result = sum of the lanes of a[L] (a[j] = 0 for j >= n): a transpose-and-add
+// in log2(W) steps of two shuffles and one add per pair of inputs.
+inline __m512 lane_sums(const __m512* a, int n) {
+  __m512 b[16];
+  // The steps below leave the sum of input 4s + t in lane (W/4) t + s; feed them permuted.
+  for (int i = 0; i < 16; ++i) {
+    const int src = 4 * (i % 4) + i / 4;
+    b[i] = src < n ? a[src] : _mm512_setzero_ps();
+  }
+  __m512 c[8], e[4], f[2];
+  for (int m = 0; m < 8; ++m)  // 128-bit quarters: q0 + q2, q1 + q3 of each input
+    c[m] = _mm512_add_ps(_mm512_shuffle_f32x4(b[2 * m], b[2 * m + 1], 0x44),
+                         _mm512_shuffle_f32x4(b[2 * m], b[2 * m + 1], 0xEE));
+  for (int m = 0; m < 4; ++m)  // one quarter of 4 partial sums per input
+    e[m] = _mm512_add_ps(_mm512_shuffle_f32x4(c[2 * m], c[2 * m + 1], 0x88),
+                         _mm512_shuffle_f32x4(c[2 * m], c[2 * m + 1], 0xDD));
+  for (int m = 0; m < 2; ++m)  // within quarters: 2 partials per input
+    f[m] = _mm512_add_ps(_mm512_unpacklo_ps(e[2 * m], e[2 * m + 1]),
+                         _mm512_unpackhi_ps(e[2 * m], e[2 * m + 1]));
+  const __m512d lo = _mm512_castps_pd(f[0]), hi = _mm512_castps_pd(f[1]);
+  return _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(lo, hi)),
+                       _mm512_castpd_ps(_mm512_unpackhi_pd(lo, hi)));
+}
+
+inline __m512d lane_sums(const __m512d* a, int n) {
+  __m512d b[8];
+  for (int i = 0; i < 8; ++i) {
+    const int src = 2 * (i % 4) + i / 4;
+    b[i] = src < n ? a[src] : _mm512_setzero_pd();
+  }
+  __m512d c[4], e[2];
+  for (int m = 0; m < 4; ++m)
+    c[m] = _mm512_add_pd(_mm512_shuffle_f64x2(b[2 * m], b[2 * m + 1], 0x44),
+                         _mm512_shuffle_f64x2(b[2 * m], b[2 * m + 1], 0xEE));
+  for (int m = 0; m < 2; ++m)
+    e[m] = _mm512_add_pd(_mm512_shuffle_f64x2(c[2 * m], c[2 * m + 1], 0x88),
+                         _mm512_shuffle_f64x2(c[2 * m], c[2 * m + 1], 0xDD));
+  return _mm512_add_pd(_mm512_unpacklo_pd(e[0], e[1]), _mm512_unpackhi_pd(e[0], e[1]));
+}
+
+// Rows per register block for K centres: R K + 2 R + 1 registers of 32.
+constexpr int small_k_rows_per_block(int K) { return K <= 4 ? 4 : K <= 7 ? 3 : 2; }
+
+// The centres come chunk-interleaved (kmeans_tile.hpp), so each step reads K contiguous
+// vectors. Rows from X are prefetched a fixed distance ahead: the loop is FMA-bound on data in
+// cache, so the memory stream has to be started early to overlap with it.
+constexpr int64_t kPrefetchBytes = 96 * 1024;
+
+template <typename T, int K>
+void argmin_small_k(int32_t* label, T* mind, T* xx, const T* X, int64_t rows, int64_t d,
+                    const T* packed, const T* cnorm) {
+  using S = Simd<T>;
+  using reg = typename S::reg;
+  constexpr int R = small_k_rows_per_block(K);
+  constexpr int W = S::W;
+  const reg two = S::set1(T(2)), cn = S::load(cnorm);  // cnorm is +inf past k
+  const int64_t dfull = d / W * W;
+  const auto tail = static_cast<__mmask16>((1u << (d - dfull)) - 1);
+  const int64_t ahead = (kPrefetchBytes / int64_t(sizeof(T)) / d / R + 1) * R * d;
+  for (int64_t i = 0; i < rows; i += R) {
+    const T* xr[R];
+    const int valid = static_cast<int>(std::min<int64_t>(R, rows - i));
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) xr[r] = X + (i + (r < valid ? r : valid - 1)) * d;
+    reg acc[R][K], sq[R];
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      sq[r] = S::zero();
+#pragma GCC unroll 16
+      for (int j = 0; j < K; ++j) acc[r][j] = S::zero();
+    }
+    auto step = [&](int64_t p, auto load) {
+      reg x[R];
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r) {
+        x[r] = load(xr[r] + p);
+        sq[r] = S::fmadd(x[r], x[r], sq[r]);
+        // Each line is touched twice on its way in, 2 and 1 prefetch distances ahead: measured
+        // 12% faster from memory than a single prefetch (which the core may drop when its
+        // miss queues are full).
+        _mm_prefetch(reinterpret_cast<const char*>(xr[r] + 2 * ahead + p), _MM_HINT_T1);
+        _mm_prefetch(reinterpret_cast<const char*>(xr[r] + ahead + p), _MM_HINT_T1);
+      }
+      const T* c = packed + p * K;  // chunk p / W: K vectors, one per centre
+#pragma GCC unroll 16
+      for (int j = 0; j < K; ++j) {
+        reg cj = S::load(c + j * W);
+        asm("" : "+v"(cj));  // one load per centre chunk, not one per FMA operand
+#pragma GCC unroll 16
+        for (int r = 0; r < R; ++r) acc[r][j] = S::fmadd(x[r], cj, acc[r][j]);
+      }
+    };
+    for (int64_t p = 0; p < dfull; p += W) step(p, [](const T* q) { return S::load(q); });
+    if (dfull < d) step(dfull, [tail](const T* q) { return S::load_masked(tail, q); });
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {  // constant bounds keep acc in registers
+      if (r >= valid) break;
+      // ||c||^2 - 2 x.c with one rounding, as in argmin_panel; the first lane holding the
+      // minimum is the first centre.
+      const reg dist = S::fnmadd(two, lane_sums(acc[r], K), cn);
+      const T mn = S::hmin(dist);
+      const unsigned at = S::eq(dist, S::set1(mn));
+      label[i + r] = at ? static_cast<int32_t>(__builtin_ctz(at)) : 0;  // 0 only for NaN
+      mind[i + r] = mn;
+      xx[i + r] = S::hsum(sq[r]);
+    }
+  }
+}
+
+template <typename T, int... K>
+constexpr auto small_k_table(std::integer_sequence<int, K...>) {
+  using Fn = void (*)(int32_t*, T*, T*, const T*, int64_t, int64_t, const T*, const T*);
+  return std::array<Fn, sizeof...(K)>{&argmin_small_k<T, K + 1>...};
+}
+
+// out[p0, p0 + NV W) (the last vector holding `last` lanes) += the listed rows' weighted sum:
+// NV accumulators stay in registers while the rows stream by, so the sums cost one read of
+// each row and one update of out per call.
+template <typename T, int NV>
+inline void add_rows_vectors(double* out, const T* X, const T* w, const int32_t* idx,
+                             int64_t count, int64_t d, int64_t p0, int last) {
+  using S = Simd<T>;
+  using reg = typename S::reg;
+  const auto m = static_cast<__mmask16>(last >= 16 ? 0xffff : (1u << last) - 1);
+  auto load = [&](const T* x, int v) {
+    return v == NV - 1 && last < S::W ? S::load_masked(m, x + p0 + v * S::W)
+                                      : S::load(x + p0 + v * S::W);
+  };
+  reg acc[NV];
+  const T* x0 = X + static_cast<int64_t>(idx[0]) * d;
+  const reg w0 = S::set1(w ? w[idx[0]] : T(1));
+#pragma GCC unroll 16
+  for (int v = 0; v < NV; ++v) acc[v] = w ? S::mul(w0, load(x0, v)) : load(x0, v);
+  for (int64_t t = 1; t < count; ++t) {
+    const T* x = X + static_cast<int64_t>(idx[t]) * d;
+    if (w) {
+      const reg wt = S::set1(w[idx[t]]);
+#pragma GCC unroll 16
+      for (int v = 0; v < NV; ++v) acc[v] = S::fmadd(wt, load(x, v), acc[v]);
+    } else {
+#pragma GCC unroll 16
+      for (int v = 0; v < NV; ++v) acc[v] = S::add(acc[v], load(x, v));
+    }
+  }
+#pragma GCC unroll 16
+  for (int v = 0; v < NV; ++v) S::add_to(out + p0 + v * S::W, acc[v], v == NV - 1 ? last : S::W);
+}
+
 }  // namespace
+
+template <typename T>
+void add_rows(double* out, const T* X, const T* w, const int32_t* idx, int64_t count,
+              int64_t d) {
+  constexpr int W = Simd<T>::W;
+  if (count <= 0) return;
+  const int64_t nfull = d / W;
+  const int last = static_cast<int>(d - nfull * W);
+  int64_t v = 0;
+  for (; v + 8 <= nfull; v += 8) add_rows_vectors<T, 8>(out, X, w, idx, count, d, v * W, W);
+  for (; v < nfull; ++v) add_rows_vectors<T, 1>(out, X, w, idx, count, d, v * W, W);
+  if (last) add_rows_vectors<T, 1>(out, X, w, idx, count, d, nfull * W, last);
+}
 
 template <typename T>
 void argmin_rows(int32_t* label, T* mind, const T* X, int64_t rows, int64_t d, const T* packed,
@@ -179,9 +376,16 @@ void argmin_rows(int32_t* label, T* mind, const T* X, int64_t rows, int64_t d, c
   constexpr int64_t NR = kmeans_tile::panel_width<T>();
   const int64_t panels = (k + NR - 1) / NR;
   const bool last_half = (k - (panels - 1) * NR) <= S::W;  // last panel fits one vector
+  const int64_t block_bytes = MR * d * static_cast<int64_t>(sizeof(T));
   for (int64_t i = 0; i < rows; i += MR) {
     const T* xr[MR];
     const int valid = set_rows(xr, X, i, rows, d);
+    // Short rows: fetch the next block while this one runs through all the panels (the
+    // hardware prefetcher alone leaves the loads waiting; for long rows it keeps up).
+    if (block_bytes <= 8192 && i + 2 * MR <= rows) {
+      const char* next = reinterpret_cast<const char*>(X + (i + MR) * d);
+      for (int64_t b = 0; b < block_bytes; b += 64) _mm_prefetch(next + b, _MM_HINT_T0);
+    }
     typename S::reg best[MR];
     typename S::idx bidx[MR];
     for (int r = 0; r < MR; ++r) {
@@ -207,81 +411,138 @@ void argmin_rows(int32_t* label, T* mind, const T* X, int64_t rows, int64_t d, c
 }
 
 template <typename T>
-void dots_rows(T* dots, const T* X, int64_t rows, int64_t d, const T* packed, int64_t ncols) {
+bool argmin_rows_small_k(int32_t* label, T* mind, T* xx, const T* X, int64_t rows, int64_t d,
+                         const T* packed, const T* cnorm, int64_t k) {
+  static_assert(Simd<T>::W == kmeans_tile::small_k_width<T>(), "packing and lanes must agree");
+  constexpr int kmax = static_cast<int>(kmeans_tile::small_k_max<T>());
+  static constexpr auto table = small_k_table<T>(std::make_integer_sequence<int, kmax>{});
+  if (k < 1 || k > kmax) return false;
+  table[k - 1](label, mind, xx, X, rows, d, packed, cnorm);
+  return true;
+}
+
+// ---- k-means++ tile: candidates x coordinate parity in the lanes ---------------------------
+namespace {
+
+// Broadcasts of the coordinate pair (x[p], x[p + 1]) to every pair of lanes, the sum of the
+// two lanes of each pair, and the even lanes copied to the odd ones.
+template <typename T>
+struct Pairs;
+
+template <>
+struct Pairs<float> {
+  static __m512 bcast(const float* p) {
+    double v;
+    std::memcpy(&v, p, sizeof v);
+    return _mm512_castpd_ps(_mm512_set1_pd(v));
+  }
+  static __m512 pair_sum(__m512 a) { return _mm512_add_ps(a, _mm512_permute_ps(a, 0xB1)); }
+  static __m512 dup_even(__m512 a) { return _mm512_moveldup_ps(a); }
+};
+
+template <>
+struct Pairs<double> {
+  static __m512d bcast(const double* p) { return _mm512_broadcast_f64x2(_mm_loadu_pd(p)); }
+  static __m512d pair_sum(__m512d a) { return _mm512_add_pd(a, _mm512_permute_pd(a, 0x55)); }
+  static __m512d dup_even(__m512d a) { return _mm512_movedup_pd(a); }
+};
+
+}  // namespace
+
+// ||x||^2 as the k-means++ sweep always did it: W lanes over p, then the lane sum.
+template <typename T>
+void pp_norms(T* xx, const T* X, int64_t rows, int64_t d) {
   using S = Simd<T>;
-  alignas(64) T tmp[2 * S::W];
-  for (int64_t i = 0; i < rows; i += MR) {
-    const T* xr[MR];
-    const int valid = set_rows(xr, X, i, rows, d);
-    if (ncols <= S::W) {
-      typename S::reg acc[MR][1];
-      dot_block<T, 1>(acc, xr, d, packed);
-      for (int r = 0; r < valid; ++r) {
-        S::store(tmp, acc[r][0]);
-        for (int64_t c = 0; c < ncols; ++c) dots[(i + r) * ncols + c] = tmp[c];
-      }
-    } else {
-      typename S::reg acc[MR][2];
-      dot_block<T, 2>(acc, xr, d, packed);
-      for (int r = 0; r < valid; ++r) {
-        S::store(tmp, acc[r][0]);
-        S::store(tmp + S::W, acc[r][1]);
-        for (int64_t c = 0; c < ncols; ++c) dots[(i + r) * ncols + c] = tmp[c];
-      }
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* x = X + r * d;
+    typename S::reg sq = S::zero();
+    int64_t p = 0;
+    for (; p + S::W <= d; p += S::W) {
+      const typename S::reg v = S::load(x + p);
+      sq = S::fmadd(v, v, sq);
     }
+    if (p < d) {
+      const typename S::reg v = S::load_partial(x + p, d - p);
+      sq = S::fmadd(v, v, sq);
+    }
+    xx[r] = S::hsum(sq);
   }
 }
 
 template <typename T>
-bool pp_sweep_rows(double* pots, T* closest, const T* X, const T* w, int64_t rows, int64_t d,
-                   const T* packed, const T* cnorm, int64_t ncols, bool update) {
+void pp_tile(double* pots, T* closest, const T* X, const T* xx, const T* w, int64_t rows,
+             int64_t d, const T* packed, const T* cn, int64_t m, bool update) {
   using S = Simd<T>;
-  if (ncols > S::W) return false;  // the caller's generic path handles wider candidate sets
-  const typename S::reg two = S::set1(T(2)), zero = S::zero(), cn = S::load(cnorm);
-  __m512d pot_lo = _mm512_setzero_pd(), pot_hi = _mm512_setzero_pd();
-  for (int64_t i = 0; i < rows; i += MR) {
-    const T* xr[MR];
-    const int valid = set_rows(xr, X, i, rows, d);
-    typename S::reg acc[MR][1];
-    dot_block<T, 1>(acc, xr, d, packed);
-    for (int r = 0; r < valid; ++r) {
-      // ||x||^2 with W lanes, then the distances to all candidates at once.
-      typename S::reg sq = S::zero();
-      int64_t p = 0;
-      for (; p + S::W <= d; p += S::W) {
-        const typename S::reg x = S::load(xr[r] + p);
-        sq = S::fmadd(x, x, sq);
+  using P = Pairs<T>;
+  constexpr int G = kmeans_tile::pp_group<T>();  // candidates per register
+  const int64_t full = d / 2, npairs = (d + 1) / 2, groups = (m + G - 1) / G;
+  const typename S::reg two = S::set1(T(2)), zero = S::zero();
+
+  for (int64_t g = 0; g < groups; ++g) {
+    const T* panel = packed + g * npairs * S::W;
+    alignas(64) T cnd[S::W] = {};
+    const int cols = static_cast<int>(std::min<int64_t>(G, m - g * G));
+    for (int j = 0; j < cols; ++j) cnd[2 * j] = cnd[2 * j + 1] = cn[g * G + j];
+    const typename S::reg cnv = S::load(cnd);
+    const bool upd = update && g == 0;
+    __m512d pot_lo = _mm512_setzero_pd(), pot_hi = _mm512_setzero_pd();
+    for (int64_t i = 0; i < rows; i += MR) {
+      const T* xr[MR];
+      const int valid = set_rows(xr, X, i, rows, d);
+      // Lane 2j sums x[p] c_j[p] over even p, lane 2j + 1 over odd p: the two chains of the
+      // one-vector Lloyd panel, so each distance has the same bits as there.
+      typename S::reg acc[MR];
+#pragma GCC unroll 8
+      for (int r = 0; r < MR; ++r) acc[r] = S::zero();
+      for (int64_t q = 0; q < full; ++q) {
+        const typename S::reg b = S::load(panel + q * S::W);
+#pragma GCC unroll 8
+        for (int r = 0; r < MR; ++r) acc[r] = S::fmadd(P::bcast(xr[r] + 2 * q), b, acc[r]);
       }
-      if (p < d) {
-        const typename S::reg x = S::load_partial(xr[r] + p, d - p);
-        sq = S::fmadd(x, x, sq);
+#pragma GCC unroll 8
+      for (int r = 0; r < MR; ++r) acc[r] = P::pair_sum(acc[r]);
+      if (d & 1) {  // the last odd coordinate goes onto the sum, as in the Lloyd panel
+        const typename S::reg b = P::dup_even(S::load(panel + full * S::W));
+#pragma GCC unroll 8
+        for (int r = 0; r < MR; ++r) acc[r] = S::fmadd(S::set1(xr[r][d - 1]), b, acc[r]);
       }
-      const T xx = S::hsum(sq);
-      const int64_t row = i + r;
-      typename S::reg dist = S::fnmadd(two, acc[r][0], S::add(S::set1(xx), cn));
-      dist = S::min(S::max(dist, zero), S::set1(closest[row]));
-      if (update) closest[row] = S::first(dist);
-      const double wi = w ? static_cast<double>(w[row]) : 1.0;
-      S::accumulate(pot_lo, pot_hi, dist, wi);
+      for (int r = 0; r < valid; ++r) {
+        const int64_t row = i + r;
+        typename S::reg dist = S::fnmadd(two, acc[r], S::add(S::set1(xx[row]), cnv));
+        dist = S::max(dist, zero);
+        typename S::reg near = S::set1(closest[row]);
+        if (upd) {  // candidate 0 joins the centres before the others are measured
+          near = S::set1(S::first(S::min(dist, near)));
+          closest[row] = S::first(near);
+        }
+        S::accumulate(pot_lo, pot_hi, S::min(dist, near), w ? static_cast<double>(w[row]) : 1.0);
+      }
     }
+    alignas(64) double tmp[16];
+    _mm512_store_pd(tmp, pot_lo);
+    _mm512_store_pd(tmp + 8, pot_hi);
+    for (int j = 0; j < cols; ++j) pots[g * G + j] += tmp[2 * j];
   }
-  alignas(64) double tmp[16];
-  _mm512_store_pd(tmp, pot_lo);
-  _mm512_store_pd(tmp + 8, pot_hi);
-  for (int64_t t = 0; t < ncols; ++t) pots[t] += tmp[t];
-  return true;
 }
 
-template bool pp_sweep_rows<float>(double*, float*, const float*, const float*, int64_t, int64_t,
-                                   const float*, const float*, int64_t, bool);
-template bool pp_sweep_rows<double>(double*, double*, const double*, const double*, int64_t,
-                                    int64_t, const double*, const double*, int64_t, bool);
+template void pp_norms<float>(float*, const float*, int64_t, int64_t);
+template void pp_norms<double>(double*, const double*, int64_t, int64_t);
+template void pp_tile<float>(double*, float*, const float*, const float*, const float*, int64_t,
+                             int64_t, const float*, const float*, int64_t, bool);
+template void pp_tile<double>(double*, double*, const double*, const double*, const double*,
+                              int64_t, int64_t, const double*, const double*, int64_t, bool);
 template void argmin_rows<float>(int32_t*, float*, const float*, int64_t, int64_t, const float*,
                                  const float*, int64_t);
 template void argmin_rows<double>(int32_t*, double*, const double*, int64_t, int64_t,
                                   const double*, const double*, int64_t);
-template void dots_rows<float>(float*, const float*, int64_t, int64_t, const float*, int64_t);
-template void dots_rows<double>(double*, const double*, int64_t, int64_t, const double*, int64_t);
+template bool argmin_rows_small_k<float>(int32_t*, float*, float*, const float*, int64_t,
+                                         int64_t, const float*, const float*, int64_t);
+template bool argmin_rows_small_k<double>(int32_t*, double*, double*, const double*, int64_t,
+                                          int64_t, const double*, const double*, int64_t);
+template void add_rows<float>(double*, const float*, const float*, const int32_t*, int64_t,
+                              int64_t);
+template void add_rows<double>(double*, const double*, const double*, const int32_t*, int64_t,
+                               int64_t);
 
 }  // namespace kmeans_avx512
 }  // namespace gk

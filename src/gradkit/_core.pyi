@@ -132,3 +132,6 @@ def kmeans_plusplus(X: _Array[_F], sample_weight: _Array[_F] | None, n_clusters:
                     n_local_trials: int, uniforms: npt.NDArray[np.float64],
                     n_threads: int) -> npt.NDArray[np.int64]:
     """Greedy k-means++: the indices of the chosen rows."""
+
+def kmeans_mean_variance(X: _Array[_F], n_threads: int) -> float:
+    """Mean over features of the variance of X, in float64 (not finite if X is not)."""

@@ -50,6 +50,8 @@ None for unit weights; labels int32; n_threads an int; sums and inertia in float
         -> indices int64: greedy k-means++ driven by uniforms in [0, 1) of length
         1 + (n_clusters - 1) * n_local_trials (first centre ~ w, candidates ~ w D^2 via the
         first index whose running sum reaches u * total).
+    kmeans_mean_variance(X, n_threads) -> float: np.mean(np.var(X, axis=0)) in float64 (the
+        scale of tol); not finite when X holds NaN or inf.
 """
 from __future__ import annotations
 

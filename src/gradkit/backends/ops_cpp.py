@@ -101,6 +101,10 @@ def kmeans_plusplus(X, sample_weight, n_clusters, n_local_trials, uniforms, n_th
                                  n_threads)
 
 
+def kmeans_mean_variance(X, n_threads=1):
+    return _core.kmeans_mean_variance(X, n_threads)
+
+
 # ---- fused MLP epoch
 # mlp_epoch(weights, biases, weight_bufs, bias_bufs, activations, slope, loss, reduction, half,
 #           X, y, perm, batch_size, first_step, n_steps, lr, momentum, dampening, nesterov,

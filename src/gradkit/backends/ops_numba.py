@@ -861,6 +861,10 @@ def _km_pp_sweep(X, sq, w, has_w, cand, closest, cnorm, update, pots):
                 pots[c, t] += wi * np.float64(dist)
 
 
+# A few vectorised NumPy passes; nothing for a jitted loop to gain.
+kmeans_mean_variance = _ref.kmeans_mean_variance
+
+
 def kmeans_plusplus(X, sample_weight, n_clusters, n_local_trials, uniforms, n_threads=1):
     n = X.shape[0]
     chunks = _km_chunks(n)

@@ -282,6 +282,20 @@ def kmeans_lloyd(X, sample_weight, centers_init, max_iter, tol, n_threads=1):
                              centers_init, max_iter, tol, n_threads)
 
 
+_VARIANCE_CHUNK = 1 << 16  # rows per chunk: np.var(X, axis=0) would copy X
+
+
+def kmeans_mean_variance(X, n_threads=1):
+    # np.mean(np.var(X, axis=0)) in float64 (the scale of scikit-learn's tol), by chunks of rows.
+    n = X.shape[0]
+    mean = np.add.reduce(X, axis=0, dtype=np.float64) / n
+    total = np.zeros(X.shape[1])
+    for start in range(0, n, _VARIANCE_CHUNK):
+        diff = X[start:start + _VARIANCE_CHUNK] - mean
+        total += np.einsum("ij,ij->j", diff, diff)
+    return float(np.mean(total / n))
+
+
 def kmeans_plusplus(X, sample_weight, n_clusters, n_local_trials, uniforms, n_threads=1):
     # Greedy k-means++: the first centre drawn with probability w, then per step the best of
     # n_local_trials candidates drawn with probability w D(x)^2 (the one that lowers the

@@ -10,6 +10,7 @@ beyond X is O(threads x block x k + k x d) plus the labels.
 from __future__ import annotations
 
 import numbers
+import threading
 import warnings
 
 import numpy as np
@@ -33,7 +34,6 @@ from sklearn.utils.validation import (
 from gradkit import _config
 
 _DTYPES = [np.float64, np.float32]
-_VARIANCE_CHUNK = 1 << 16  # rows per chunk when computing the variance without a copy of X
 
 
 def _ops():
@@ -57,23 +57,35 @@ def _weights(sample_weight, X):
     return _check_sample_weight(sample_weight, X, dtype=X.dtype, ensure_non_negative=True)
 
 
-def _mean_variance(X):
-    """np.mean(np.var(X, axis=0)) in float64, by chunks of rows (np.var would copy X)."""
-    n = X.shape[0]
-    mean = np.add.reduce(X, axis=0, dtype=np.float64) / n
-    total = np.zeros(X.shape[1])
-    for start in range(0, n, _VARIANCE_CHUNK):
-        diff = X[start:start + _VARIANCE_CHUNK] - mean
-        total += np.einsum("ij,ij->j", diff, diff)
-    return float(np.mean(total / n))
+_SCRATCH = threading.local()
+_SEED_MAX = 2**32 - 1
+
+
+def _random_state(seed):
+    """check_random_state(seed), without building a RandomState for an int seed (about 0.1 ms,
+    mostly drawing OS entropy that the seeding then discards): each thread reseeds one scratch
+    RandomState, which gives the same stream. It is used within one call and never stored."""
+    if type(seed) is int and 0 <= seed <= _SEED_MAX:
+        rs = getattr(_SCRATCH, "random_state", None)
+        if rs is None:
+            rs = _SCRATCH.random_state = np.random.RandomState(seed)
+        else:
+            rs.seed(seed)
+        return rs
+    return check_random_state(seed)
+
+
+def _plain_float_array(X):
+    """True for a non-empty 2-D C-contiguous float32/float64 ndarray: such input needs no
+    conversion, and the full sklearn validation (about 0.1 ms) can be skipped once it is known
+    to be finite. Anything else goes through validate_data and its errors."""
+    return (type(X) is np.ndarray and X.ndim == 2 and X.dtype in _DTYPES
+            and X.flags.c_contiguous and X.shape[0] >= 1 and X.shape[1] >= 1)
 
 
 def _plain_float_matrix(X):
-    """True for a non-empty 2-D C-contiguous float32/float64 ndarray whose sum is finite (so
-    it holds no NaN/inf): such input needs no conversion, and the full sklearn validation
-    (about 0.1 ms) can be skipped. Anything else goes through validate_data and its errors."""
-    return (type(X) is np.ndarray and X.ndim == 2 and X.dtype in _DTYPES
-            and X.flags.c_contiguous and X.shape[0] >= 1 and X.shape[1] >= 1
+    """_plain_float_array with a finite sum (so no NaN/inf)."""
+    return (_plain_float_array(X)
             and np.isfinite(np.add.reduce(X, axis=None, dtype=np.float64)))
 
 
@@ -113,7 +125,7 @@ def kmeans_plusplus(X, n_clusters, *, sample_weight=None, random_state=None,
             or n_local_trials < 1:
         raise ValueError(f"n_local_trials={n_local_trials!r} must be an int >= 1")
     sample_weight = _weights(sample_weight, X)
-    rs = check_random_state(random_state)
+    rs = _random_state(random_state)
     uniforms = rs.uniform(size=1 + (n_clusters - 1) * n_local_trials)
     indices = _ops().kmeans_plusplus(X, sample_weight, int(n_clusters),
                                             int(n_local_trials), uniforms, _threads(None))
@@ -208,15 +220,43 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
                              f"= {expected}")
         return init
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    def _plain_params(self):
+        """True when every parameter is a plain Python value that _parameter_constraints
+        accepts (the common case); anything else is left to sklearn's validation."""
+        n_init, rs, nt = self.n_init, self.random_state, self.n_threads
+        return (type(self.n_clusters) is int and self.n_clusters >= 1
+                and type(self.init) is str and self.init in ("k-means++", "random")
+                and (n_init == "auto" if type(n_init) is str
+                     else type(n_init) is int and n_init >= 1)
+                and type(self.max_iter) is int and self.max_iter >= 1
+                and type(self.tol) in (float, int) and self.tol >= 0
+                and (rs is None or (type(rs) is int and 0 <= rs <= _SEED_MAX)
+                     or type(rs) is np.random.RandomState)
+                and (nt is None or (type(nt) is int and nt >= 1)))
+
     def fit(self, X, y=None, sample_weight=None):
         """Cluster X (n_samples, n_features); sample_weight (n_samples,) >= 0 or None."""
-        if _plain_float_matrix(X):
-            self.n_features_in_ = X.shape[1]
-            if hasattr(self, "feature_names_in_"):
-                del self.feature_names_in_
-        else:
-            X = validate_data(self, X, dtype=_DTYPES, order="C", accept_sparse=False)
+        # The common case (plain parameters, a finite C-contiguous float array) skips sklearn's
+        # parameter and data validation, which would cost more than fitting 1,000 points;
+        # the checks made here accept exactly what those would, and nothing is converted.
+        if self._plain_params() and _plain_float_array(X):
+            n_threads = _threads(self.n_threads)
+            variance = _ops().kmeans_mean_variance(X, n_threads)
+            if np.isfinite(variance):  # else NaN/inf in X: validate_data names them
+                self.n_features_in_ = X.shape[1]
+                if hasattr(self, "feature_names_in_"):
+                    del self.feature_names_in_
+                return self._fit(X, sample_weight, variance, n_threads)
+        return self._fit_validated(X, y, sample_weight)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def _fit_validated(self, X, y=None, sample_weight=None):
+        X = validate_data(self, X, dtype=_DTYPES, order="C", accept_sparse=False)
+        n_threads = _threads(self.n_threads)
+        variance = _ops().kmeans_mean_variance(X, n_threads)
+        return self._fit(X, sample_weight, variance, n_threads)
+
+    def _fit(self, X, sample_weight, variance, n_threads):
         _check_n_clusters(self.n_clusters, X.shape[0])
         sample_weight = _weights(sample_weight, X)
         init = self._check_init(X)
@@ -225,11 +265,10 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
             n_init = 10 if isinstance(init, str) and init == "random" else 1
         if isinstance(init, np.ndarray) and n_init != 1:
             warnings.warn(f"Explicit initial center position passed: performing only one init "
-                          f"in KMeans instead of n_init={n_init}.", RuntimeWarning, stacklevel=2)
+                          f"in KMeans instead of n_init={n_init}.", RuntimeWarning, stacklevel=3)
             n_init = 1
-        tol = self.tol * _mean_variance(X) if self.tol > 0 else 0.0
-        n_threads = _threads(self.n_threads)
-        random_state = check_random_state(self.random_state)
+        tol = self.tol * variance if self.tol > 0 else 0.0
+        random_state = _random_state(self.random_state)
         ops = _ops()
 
         best = None
@@ -248,7 +287,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
         if distinct < self.n_clusters:
             warnings.warn(f"Number of distinct clusters ({distinct}) found smaller than "
                           f"n_clusters ({self.n_clusters}). Possibly due to duplicate points "
-                          "in X.", ConvergenceWarning, stacklevel=2)
+                          "in X.", ConvergenceWarning, stacklevel=3)
         self.cluster_centers_ = centers
         self._n_features_out = centers.shape[0]
         self.labels_ = labels
