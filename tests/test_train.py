@@ -319,7 +319,7 @@ def _fit_args():
 
 @pytest.mark.parametrize("change, exc, match", [
     (lambda a, k: a.__setitem__(4, a[4][:10]), ValueError, "X has 20 rows but y has 10"),
-    (lambda a, k: a.__setitem__(3, a[3][:, :4]), ValueError,
+    (lambda a, k: a.__setitem__(3, np.ascontiguousarray(a[3][:, :4])), ValueError,
      "X has 4 features but the model's first layer expects in_features=5"),
     (lambda a, k: a.__setitem__(4, a[4] + 3), ValueError, r"y contains \d; labels must be in \[0, 3\)"),
     (lambda a, k: a.__setitem__(4, a[4].astype(float)), TypeError, "y must hold integer class labels"),

@@ -942,6 +942,59 @@ def _act_grad(d, y, code, slope):
     return d
 
 
+_SMALL_PRODUCT = 4096  # multiply-adds below which a product is looped here, not sent to BLAS
+
+
+@_nb.njit(cache=True, inline="always")
+def _product_nt(a, b, out):
+    """out = a bᵀ: BLAS for real sizes, plain loops for tiny ones (where a BLAS call costs more
+    than the arithmetic)."""
+    m, n = out.shape
+    k = a.shape[1]
+    if m * n * k > _SMALL_PRODUCT:
+        np.dot(a, b.T, out)
+        return
+    for i in range(m):
+        for j in range(n):
+            acc = a[i, 0] * b[j, 0]
+            for p in range(1, k):
+                acc += a[i, p] * b[j, p]
+            out[i, j] = acc
+
+
+@_nb.njit(cache=True, inline="always")
+def _product_tn(a, b, out):
+    """out = aᵀ b, as _product_nt."""
+    m, n = out.shape
+    k = a.shape[0]
+    if m * n * k > _SMALL_PRODUCT:
+        np.dot(a.T, b, out)
+        return
+    for i in range(m):
+        for j in range(n):
+            out[i, j] = a[0, i] * b[0, j]
+    for p in range(1, k):
+        for i in range(m):
+            for j in range(n):
+                out[i, j] += a[p, i] * b[p, j]
+
+
+@_nb.njit(cache=True, inline="always")
+def _product_nn(a, b, out):
+    """out = a b, as _product_nt."""
+    m, n = out.shape
+    k = a.shape[1]
+    if m * n * k > _SMALL_PRODUCT:
+        np.dot(a, b, out)
+        return
+    for i in range(m):
+        for j in range(n):
+            out[i, j] = a[i, 0] * b[0, j]
+        for p in range(1, k):
+            for j in range(n):
+                out[i, j] += a[i, p] * b[p, j]
+
+
 @_nb.njit([_mlp_signature(_nb.float32), _mlp_signature(_nb.float64)], cache=True)
 def _mlp_epoch_flat(theta, bufs, off_w, off_b, dims, acts, slope, loss_code, mean, half, X,
                     labels, targets, perm, batch, first_step, n_steps, lr, momentum, dampening,
@@ -953,25 +1006,38 @@ def _mlp_epoch_flat(theta, bufs, off_w, off_b, dims, acts, slope, loss_code, mea
     grad = np.zeros_like(theta)
     xb = np.empty((batch, dims[0]), dtype=X.dtype)
     outs = [np.empty((batch, dims[l + 1]), dtype=X.dtype) for l in range(n_layers)]
+    # Products write into buffers allocated once: z and dx (batch, widest layer), dz (batch, out).
+    width = 1
+    for l in range(n_layers + 1):
+        width = max(width, dims[l])
+    zbuf = np.empty(batch * width, dtype=X.dtype)
+    dxbuf = np.empty(batch * width, dtype=X.dtype)
+    dzbuf = np.empty(batch * width, dtype=X.dtype)
+    hyper = np.empty(4, dtype=X.dtype)  # the SGD constants rounded to the parameters' dtype
+    hyper[0], hyper[1], hyper[2], hyper[3] = lr, momentum, 1 - dampening, weight_decay
+    lr_t, mom_t, damp_t, wd_t = hyper[0], hyper[1], hyper[2], hyper[3]
     tb = np.empty((batch, n_out), dtype=X.dtype)
     lb = np.empty(batch, dtype=np.int64)
     for s in range(n_steps):
         offset = ((first_step + s) % steps_per_epoch) * batch
         start = ((first_step + s) // steps_per_epoch) * n_rows + offset
         m = min(batch, n_rows - offset)
-        for i in range(m):
+        for i in range(m):  # element loops: a slice per row costs more than a short row
             r = perm[start + i]
-            xb[i, :] = X[r, :]
+            for j in range(dims[0]):
+                xb[i, j] = X[r, j]
             if loss_code == 0:
                 lb[i] = labels[r]
             else:
-                tb[i, :] = targets[r, :]
+                for j in range(n_out):
+                    tb[i, j] = targets[r, j]
         # forward
         inp = xb[:m]
         for l in range(n_layers):
             n_in, n_o = dims[l], dims[l + 1]
             w = theta[off_w[l]:off_w[l] + n_o * n_in].reshape((n_o, n_in))
-            z = np.dot(inp, w.T)
+            z = zbuf[:m * n_o].reshape((m, n_o))
+            _product_nt(inp, w, z)
             out = outs[l][:m]
             code = acts[l]
             for i in range(m):
@@ -983,7 +1049,7 @@ def _mlp_epoch_flat(theta, bufs, off_w, off_b, dims, acts, slope, loss_code, mea
             inp = out
         # loss and its gradient
         y = outs[n_layers - 1][:m]
-        dz = np.empty((m, n_out), dtype=X.dtype)
+        dz = dzbuf[:m * n_out].reshape((m, n_out))
         total = 0.0
         if loss_code == 0:
             scale = 1.0 / m if mean else 1.0
@@ -1034,7 +1100,7 @@ def _mlp_epoch_flat(theta, bufs, off_w, off_b, dims, acts, slope, loss_code, mea
             n_in, n_o = dims[l], dims[l + 1]
             w = theta[off_w[l]:off_w[l] + n_o * n_in].reshape((n_o, n_in))
             a_prev = outs[l - 1][:m] if l > 0 else xb[:m]
-            grad[off_w[l]:off_w[l] + n_o * n_in] = np.dot(dz.T, a_prev).ravel()
+            _product_tn(dz, a_prev, grad[off_w[l]:off_w[l] + n_o * n_in].reshape((n_o, n_in)))
             if off_b[l] >= 0:
                 gb = grad[off_b[l]:off_b[l] + n_o]
                 gb[:] = 0
@@ -1042,22 +1108,31 @@ def _mlp_epoch_flat(theta, bufs, off_w, off_b, dims, acts, slope, loss_code, mea
                     for j in range(n_o):
                         gb[j] += dz[i, j]
             if l > 0:
-                dx = np.dot(dz, w)
+                dx = dxbuf[:m * n_in].reshape((m, n_in))
+                _product_nn(dz, w, dx)
                 code = acts[l - 1]
                 for i in range(m):
                     for j in range(n_in):
                         dx[i, j] = _act_grad(dx[i, j], a_prev[i, j], code, slope)
                 dz = dx
-        # SGD on the flat parameter vector
-        for k in range(theta.shape[0]):
-            g = grad[k]
-            if weight_decay != 0:
-                g = g + weight_decay * theta[k]
-            if momentum != 0:
-                b = g if first else momentum * bufs[k] + (1 - dampening) * g
+                dxbuf, dzbuf = dzbuf, dxbuf
+        # SGD on the flat parameter vector, in the parameters' precision (as the C++ epoch);
+        # plain momentum, the common case, gets a loop without branches.
+        if momentum != 0 and weight_decay == 0 and not nesterov and not first:
+            for k in range(theta.shape[0]):
+                b = mom_t * bufs[k] + damp_t * grad[k]
                 bufs[k] = b
-                g = g + momentum * b if nesterov else b
-            theta[k] -= lr * g
+                theta[k] -= lr_t * b
+        else:
+            for k in range(theta.shape[0]):
+                g = grad[k]
+                if weight_decay != 0:
+                    g = g + wd_t * theta[k]
+                if momentum != 0:
+                    b = g if first else mom_t * bufs[k] + damp_t * g
+                    bufs[k] = b
+                    g = g + mom_t * b if nesterov else b
+                theta[k] -= lr_t * g
         first = False
     return n_steps
 
