@@ -78,7 +78,7 @@ def _torch_epoch(torch, tmodel, topt, loss, X, y, batch, rng, shuffle=True):
         value = loss(tmodel(X[idx]), y[idx])
         value.backward()
         topt.step()
-        total += float(value) * (min(n, s + batch) - s)
+        total += value.item() * (min(n, s + batch) - s)
     return total / n
 
 
