@@ -1022,17 +1022,31 @@ def _mlp_epoch_flat(theta, bufs, off_w, off_b, dims, acts, slope, loss_code, mea
         offset = ((first_step + s) % steps_per_epoch) * batch
         start = ((first_step + s) // steps_per_epoch) * n_rows + offset
         m = min(batch, n_rows - offset)
-        for i in range(m):  # element loops: a slice per row costs more than a short row
-            r = perm[start + i]
-            for j in range(dims[0]):
-                xb[i, j] = X[r, j]
-            if loss_code == 0:
-                lb[i] = labels[r]
-            else:
-                for j in range(n_out):
-                    tb[i, j] = targets[r, j]
+        # The batch's rows: read in place when consecutive (no shuffle), else gathered with
+        # element loops (a slice per row costs more than a short row).
+        r0 = perm[start]
+        consecutive = True
+        for i in range(1, m):
+            if perm[start + i] != r0 + i:
+                consecutive = False
+                break
+        if consecutive:
+            xin = X[r0:r0 + m]
+            lab = labels[r0:r0 + m] if loss_code == 0 else lb[:m]
+            tgt = targets[r0:r0 + m] if loss_code != 0 else tb[:m]
+        else:
+            for i in range(m):
+                r = perm[start + i]
+                for j in range(dims[0]):
+                    xb[i, j] = X[r, j]
+                if loss_code == 0:
+                    lb[i] = labels[r]
+                else:
+                    for j in range(n_out):
+                        tb[i, j] = targets[r, j]
+            xin, lab, tgt = xb[:m], lb[:m], tb[:m]
         # forward
-        inp = xb[:m]
+        inp = xin
         for l in range(n_layers):
             n_in, n_o = dims[l], dims[l + 1]
             w = theta[off_w[l]:off_w[l] + n_o * n_in].reshape((n_o, n_in))
@@ -1062,10 +1076,10 @@ def _mlp_epoch_flat(theta, bufs, off_w, off_b, dims, acts, slope, loss_code, mea
                     e = np.exp(y[i, j] - zmax)
                     dz[i, j] = e
                     ssum += e
-                total += np.log(ssum) - (y[i, lb[i]] - zmax)
+                total += np.log(ssum) - (y[i, lab[i]] - zmax)
                 for j in range(n_out):
                     dz[i, j] = dz[i, j] / ssum * scale
-                dz[i, lb[i]] -= scale
+                dz[i, lab[i]] -= scale
             value = total / m if mean else total
         else:
             scale = 1.0 / (m * n_out) if mean else 1.0
@@ -1073,7 +1087,7 @@ def _mlp_epoch_flat(theta, bufs, off_w, off_b, dims, acts, slope, loss_code, mea
             for i in range(m):
                 for j in range(n_out):
                     p = y[i, j]
-                    t = tb[i, j]
+                    t = tgt[i, j]
                     if loss_code == 1:
                         diff = p - t
                         total += factor * diff * diff
@@ -1099,7 +1113,7 @@ def _mlp_epoch_flat(theta, bufs, off_w, off_b, dims, acts, slope, loss_code, mea
         for l in range(n_layers - 1, -1, -1):
             n_in, n_o = dims[l], dims[l + 1]
             w = theta[off_w[l]:off_w[l] + n_o * n_in].reshape((n_o, n_in))
-            a_prev = outs[l - 1][:m] if l > 0 else xb[:m]
+            a_prev = outs[l - 1][:m] if l > 0 else xin
             _product_tn(dz, a_prev, grad[off_w[l]:off_w[l] + n_o * n_in].reshape((n_o, n_in)))
             if off_b[l] >= 0:
                 gb = grad[off_b[l]:off_b[l] + n_o]
