@@ -68,9 +68,10 @@ def _targets(loss_fn, X, y, dtype):
     return onehot if not isinstance(loss_fn, losses.L1Loss) else X[:, :2] * 0.3
 
 
+@pytest.mark.parametrize("shuffle", [True, False])  # gathered batches / rows read in place
 @pytest.mark.parametrize("fused_backend", FUSED_BACKENDS)
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_fused_epoch_equals_layer_by_layer(case, fused_backend, dtype):
+def test_fused_epoch_equals_layer_by_layer(case, fused_backend, dtype, shuffle):
     make_model, make_loss, sgd = CASES[case]
     X, y = blobs(203, dtype=dtype)  # 203 = 6 full batches of 32 and a partial one of 11
     target = _targets(make_loss(), X, y, dtype)
@@ -80,7 +81,7 @@ def test_fused_epoch_equals_layer_by_layer(case, fused_backend, dtype):
             model = make_model(dtype)
             opt = optim.SGD(model.parameters(), **{"lr": 0.05, **sgd})
             hist = gk.fit(model, make_loss(), opt, X, target, epochs=3, batch_size=32, seed=4,
-                          progress=False, fused=fused)
+                          shuffle=shuffle, progress=False, fused=fused)
             assert hist.fused is fused
             results[name] = (params_of(model), hist.loss)
     tol = dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-9, atol=1e-11)
