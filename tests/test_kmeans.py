@@ -573,6 +573,7 @@ _X_NAN[4, 1], _X_INF[5, 2] = np.nan, -np.inf
     (dict(n_clusters=True), _X_OK, None),
     (dict(tol=-1.0), _X_OK, None),
     (dict(tol=float("nan")), _X_OK, None),
+    (dict(tol=float("inf")), _X_OK, None),
     (dict(max_iter=0), _X_OK, None),
     (dict(n_init=0), _X_OK, None),
     (dict(n_init="many"), _X_OK, None),
@@ -587,3 +588,26 @@ def test_fast_fit_path_raises_what_validation_raises(params, X, w, monkeypatch):
         _slow_path(m)
         slow = _error_of(lambda: KMeans(**params).fit(X, sample_weight=w))
     assert fast == slow
+
+
+@pytest.mark.parametrize("d", [64, 100])
+def test_labels_match_predict_on_near_ties(d, dtype):
+    """A tiny fit (its own Lloyd loop) assigns through the same distance tile as predict, so
+    rows placed on the bisector of the two centres get the same label from both."""
+    rng = np.random.default_rng(0)
+    n_tie = 30000 // d
+    A, B = rng.standard_normal((40, d)) + 5, rng.standard_normal((40, d)) - 5
+    X1 = np.vstack([A, B]).astype(dtype)
+    init = np.vstack([A[0], B[0]]).astype(dtype)
+    w = np.r_[np.ones(80), np.zeros(n_tie)].astype(dtype)  # the tie rows do not move the centres
+    V = rng.standard_normal((n_tie, d))
+    X = np.vstack([X1, np.zeros((n_tie, d), dtype)])
+    for _ in range(2):  # the centres one iteration gives, then rows on their bisector
+        km = KMeans(2, init=init, n_init=1, max_iter=1).fit(X, sample_weight=w)
+        M0, M1 = km.cluster_centers_.astype(np.float64)
+        u = (M1 - M0) / np.linalg.norm(M1 - M0)
+        X = np.vstack([X1, ((M0 + M1) / 2 + 3 * (V - np.outer(V @ u, u))).astype(dtype)])
+    km = KMeans(2, init=init, n_init=1, max_iter=1).fit(X, sample_weight=w)
+    np.testing.assert_array_equal(km.labels_, km.predict(X))
+    fit_predict = KMeans(2, init=init, n_init=1, max_iter=1).fit_predict(X, sample_weight=w)
+    np.testing.assert_array_equal(fit_predict, km.predict(X))

@@ -619,3 +619,21 @@ def test_first_layer_divergence_restores_the_callers_weights():
     for p, s in zip(params_of(model), start):
         assert np.isfinite(p).all()
         assert p.shape == s.shape
+
+
+@pytest.mark.parametrize("fused_backend", FUSED_BACKENDS)
+def test_batch_larger_than_data_is_one_full_batch(fused_backend):
+    """batch_size above n_rows trains exactly as batch_size = n_rows (one step per epoch)."""
+    X, y = blobs(300, d=100, dtype=np.float32)
+    runs = []
+    for batch in (300, 10**6):
+        model = mlp([100, 64, 3], [nn.ReLU], np.float32)
+        opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        with gk.use_backend(fused_backend):
+            hist = gk.fit(model, losses.CrossEntropyLoss(), opt, X, y, epochs=3,
+                          batch_size=batch, seed=1, progress=False)
+        assert hist.fused
+        runs.append((params_of(model), hist.loss))
+    for a, b in zip(runs[0][0], runs[1][0]):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])

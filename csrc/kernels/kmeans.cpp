@@ -216,6 +216,18 @@ struct Packed {
   }
 };
 
+// label, mind = the nearest centre of `rows` rows of X, through the tile `pk` was packed for
+// (the two tiles may round near-ties differently, so every pass over the same centres must use
+// the same one). xx: room for `rows` values (the small-k tile writes ||x||^2 there).
+template <typename T>
+void nearest(const Packed<T>& pk, int32_t* label, T* mind, T* xx, const T* X, int64_t rows,
+             int64_t d, int64_t k) {
+  if (pk.small_k)
+    argmin_rows_small_k(label, mind, xx, X, rows, d, pk.data.data(), pk.cnorm.data(), k);
+  else
+    argmin_rows(label, mind, X, rows, d, pk.data.data(), pk.cnorm.data(), k);
+}
+
 // Fixed chunks of rows: how many depends on n only, never on the thread count.
 constexpr int64_t kMaxChunks = 16;
 constexpr int64_t kMinChunkRows = 4096;
@@ -269,12 +281,7 @@ void assign_pass(std::vector<Partial>& parts, int32_t* labels, const T* X, const
       const int64_t end = chunk_begin(c + 1, chunks, n);
       for (int64_t i0 = chunk_begin(c, chunks, n); i0 < end; i0 += B) {
         const int64_t rows = std::min(B, end - i0);
-        if (pk.small_k)
-          argmin_rows_small_k(lab.data(), mind.data(), xxb.data(), X + i0 * d, rows, d,
-                              pk.data.data(), pk.cnorm.data(), k);
-        else
-          argmin_rows(lab.data(), mind.data(), X + i0 * d, rows, d, pk.data.data(),
-                      pk.cnorm.data(), k);
+        nearest(pk, lab.data(), mind.data(), xxb.data(), X + i0 * d, rows, d, k);
         for (int64_t r = 0; r < rows; ++r) {
           const int64_t i = i0 + r;
           const int32_t j = lab[r];
@@ -447,15 +454,13 @@ bool lloyd_iterate(T* centers, int64_t size, int max_iter, double tol, int64_t* 
 template <typename T>
 double lloyd_small(T* centers, int32_t* labels, int64_t* n_iter, const T* X, const T* w,
                    int64_t n, int64_t d, int64_t k, int max_iter, double tol) {
-  std::vector<T> mind(n);
+  std::vector<T> mind(n), xx(n);
   std::vector<int32_t> lab(n);
   std::vector<double> sums(k * d), weight(k);
+  const bool small_k = use_small_k<T>(k, d);  // the tile kmeans_assign (predict) would use
   std::fill(labels, labels + n, -1);
   const bool strict = lloyd_iterate(centers, k * d, max_iter, tol, n_iter, [&](T* nxt, T* cur) {
-    {
-      const Packed<T> pk(cur, k, d);
-      argmin_rows(lab.data(), mind.data(), X, n, d, pk.data.data(), pk.cnorm.data(), k);
-    }
+    nearest(Packed<T>(cur, k, d, small_k), lab.data(), mind.data(), xx.data(), X, n, d, k);
     std::fill(sums.begin(), sums.end(), 0.0);
     std::fill(weight.begin(), weight.end(), 0.0);
     int64_t changed = 0;
@@ -482,10 +487,8 @@ double lloyd_small(T* centers, int32_t* labels, int64_t* n_iter, const T* X, con
     }
     return IterStats{changed, shift};
   });
-  if (!strict) {
-    const Packed<T> pk(centers, k, d);
-    argmin_rows(labels, mind.data(), X, n, d, pk.data.data(), pk.cnorm.data(), k);
-  }
+  if (!strict)
+    nearest(Packed<T>(centers, k, d, small_k), labels, mind.data(), xx.data(), X, n, d, k);
   double inertia = 0;  // as kmeans_inertia sums one chunk
   for (int64_t i = 0; i < n; ++i)
     inertia += (w ? static_cast<double>(w[i]) : 1.0) *

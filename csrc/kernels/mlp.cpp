@@ -6,6 +6,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -215,17 +216,21 @@ void transpose(T* dst, const T* src, int64_t rows, int64_t cols) {
 // Input batches with at least this fraction of exact zeros skip them in the first layer. The
 // sparse forward product runs at about 60% of the dense kernel's rate per useful FMA (one load
 // per FMA against one per eight), so it pays from about 40% zeros (measured at batch 32-512).
-static double g_sparse_min_zero_fraction = 0.4;
+static std::atomic<double> g_sparse_min_zero_fraction{0.4};  // set while an epoch may run
 void set_mlp_sparse_threshold(double min_zero_fraction) {
-  g_sparse_min_zero_fraction = min_zero_fraction;
+  g_sparse_min_zero_fraction.store(min_zero_fraction, std::memory_order_relaxed);
 }
-double mlp_sparse_threshold() { return g_sparse_min_zero_fraction; }
+double mlp_sparse_threshold() {
+  return g_sparse_min_zero_fraction.load(std::memory_order_relaxed);
+}
 
 template <typename T>
 int64_t mlp_epoch(double* step_loss, std::vector<MlpLayer<T>>& layers, T slope,
                   const MlpLossParams& loss, const SgdParams& sgd_in, const T* X,
                   const int64_t* labels, const T* targets, const int64_t* perm, int64_t n_rows,
-                  int64_t batch, int64_t first_step, int64_t n_steps) {
+                  int64_t batch_size, int64_t first_step, int64_t n_steps) {
+  // A batch larger than the data is the whole data (one step per epoch): buffers need no more.
+  const int64_t batch = std::min(batch_size, n_rows);
   const int64_t steps_per_epoch = (n_rows + batch - 1) / batch;
   const size_t L = layers.size();
   const int64_t in0 = layers.front().in;
@@ -309,7 +314,7 @@ int64_t mlp_epoch(double* step_loss, std::vector<MlpLayer<T>>& layers, T slope,
 #if defined(GRADKIT_HAVE_AVX512)
     if (first_t) {
       const int64_t nonzero = avx512::first_gather_transposed(xt.data(), ldxt, X, rows, m, in0);
-      sparse = double(m * in0 - nonzero) >= g_sparse_min_zero_fraction * double(m * in0);
+      sparse = double(m * in0 - nonzero) >= mlp_sparse_threshold() * double(m * in0);
     }
 #endif
     if (!consecutive) {

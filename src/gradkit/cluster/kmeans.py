@@ -9,6 +9,7 @@ beyond X is O(threads x block x k + k x d) plus the labels.
 """
 from __future__ import annotations
 
+import math
 import numbers
 import threading
 import warnings
@@ -229,7 +230,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
                 and (n_init == "auto" if type(n_init) is str
                      else type(n_init) is int and n_init >= 1)
                 and type(self.max_iter) is int and self.max_iter >= 1
-                and type(self.tol) in (float, int) and self.tol >= 0
+                and type(self.tol) in (float, int) and 0 <= self.tol < math.inf
                 and (rs is None or (type(rs) is int and 0 <= rs <= _SEED_MAX)
                      or type(rs) is np.random.RandomState)
                 and (nt is None or (type(nt) is int and nt >= 1)))
