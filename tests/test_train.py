@@ -109,24 +109,29 @@ def test_fused_momentum_buffers_carry_over_to_layer_path():
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("fused_backend", FUSED_BACKENDS)
-def test_fused_is_bitwise_identical_for_1_and_2_threads(fused_backend, dtype):
-    X, y = blobs(300, d=64, dtype=dtype)
+def assert_same_bits_on_1_and_2_threads(backend, X, y, sizes, batch_size):
+    """Two fused fits of the same ReLU MLP, on 1 and on 2 threads, end with identical bits."""
     before = gk.get_num_threads()
     out = []
     try:
         for n in (1, 2):
             gk.set_num_threads(n)
-            with gk.use_backend(fused_backend):
-                model = mlp([64, 128, 3], [nn.ReLU], dtype)
+            with gk.use_backend(backend):
+                model = mlp(sizes, [nn.ReLU], X.dtype)
                 opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-                gk.fit(model, losses.CrossEntropyLoss(), opt, X, y, epochs=2, batch_size=64,
-                       seed=1, progress=False, fused=True)
+                gk.fit(model, losses.CrossEntropyLoss(), opt, X, y, epochs=2,
+                       batch_size=batch_size, seed=1, progress=False, fused=True)
             out.append(params_of(model))
     finally:
         gk.set_num_threads(before)
     for a, b in zip(*out):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("fused_backend", FUSED_BACKENDS)
+def test_fused_is_bitwise_identical_for_1_and_2_threads(fused_backend, dtype):
+    X, y = blobs(300, d=64, dtype=dtype)
+    assert_same_bits_on_1_and_2_threads(fused_backend, X, y, [64, 128, 3], 64)
 
 
 def test_unsupported_models_fall_back_and_fused_true_explains():
@@ -587,23 +592,9 @@ def test_first_layer_is_bitwise_identical_for_1_and_2_threads(dtype, sparse_thre
     """Batches big enough that the first layer's products split over two threads (rows in the
     forward product, k in the gradient), in both modes."""
     X, y = _sparse_blobs(600, 200, zero_fraction=0.5, dtype=dtype)
-    before = gk.get_num_threads()
     for threshold in (0.0, 2.0):
         sparse_threshold(threshold)
-        out = []
-        try:
-            for n in (1, 2):
-                gk.set_num_threads(n)
-                with gk.use_backend("cpp"):
-                    model = mlp([200, 64, 3], [nn.ReLU], dtype)
-                    opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-                    gk.fit(model, losses.CrossEntropyLoss(), opt, X, y, epochs=2, batch_size=300,
-                           seed=1, progress=False, fused=True)
-                out.append(params_of(model))
-        finally:
-            gk.set_num_threads(before)
-        for a, b in zip(*out):
-            np.testing.assert_array_equal(a, b)
+        assert_same_bits_on_1_and_2_threads("cpp", X, y, [200, 64, 3], 300)
 
 
 def test_first_layer_divergence_restores_the_callers_weights():
