@@ -89,12 +89,13 @@ int64_t run(py::list weights, py::list biases, py::list weight_bufs, py::list bi
     throw py::value_error("steps out of range for the permutation and batch size");
   gkpy::require_dim(step_loss.size(), n_steps, "step_loss size");
   const int64_t* pv = perm.data();
-  int64_t lo = 0, hi = 0;  // rows of X to gather: never out of range (min/max vectorise)
-  for (int64_t i = 0; i < n_perm; ++i) {
+  // Rows of X to gather: never out of range (min/max vectorise; an empty perm gathers nothing).
+  int64_t lo = n_perm > 0 ? pv[0] : 0, hi = n_perm > 0 ? pv[0] : -1;
+  for (int64_t i = 1; i < n_perm; ++i) {
     lo = std::min(lo, pv[i]);
     hi = std::max(hi, pv[i]);
   }
-  if (lo < 0 || hi >= n_rows)
+  if (n_perm > 0 && (lo < 0 || hi >= n_rows))
     throw py::value_error("perm must hold row indices in [0, " + std::to_string(n_rows) + ")");
 
   gk::MlpLossParams loss;
