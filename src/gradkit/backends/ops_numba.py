@@ -944,55 +944,140 @@ def _act_grad(d, y, code, slope):
 
 _SMALL_PRODUCT = 4096  # multiply-adds below which a product is looped here, not sent to BLAS
 
-
-@_nb.njit(cache=True, inline="always")
-def _product_nt(a, b, out):
-    """out = a bᵀ: BLAS for real sizes, plain loops for tiny ones (where a BLAS call costs more
-    than the arithmetic)."""
-    m, n = out.shape
-    k = a.shape[1]
-    if m * n * k > _SMALL_PRODUCT:
-        np.dot(a, b.T, out)
-        return
-    for i in range(m):
-        for j in range(n):
-            acc = a[i, 0] * b[j, 0]
-            for p in range(1, k):
-                acc += a[i, p] * b[j, p]
-            out[i, j] = acc
+# The epoch keeps every array flat (parameters, activations, gradients) and indexes it with
+# offsets: building a 2-D view costs reference counting and, for a slice, a call to Numba's
+# reshape helper, which for a 2-3-1 network at batch 1 cost more than the arithmetic. Only the
+# products large enough for BLAS build views. The small products below run each sum over k in
+# order, starting from the first product, in the parameters' precision: the same bits as
+# before the flat layout.
 
 
 @_nb.njit(cache=True, inline="always")
-def _product_tn(a, b, out):
-    """out = aᵀ b, as _product_nt."""
-    m, n = out.shape
-    k = a.shape[0]
-    if m * n * k > _SMALL_PRODUCT:
-        np.dot(a.T, b, out)
-        return
+def _forward_small(act, o_off, src, s_off, theta, w_off, b_off, m, n_in, n_o, code, slope):
+    """act[o_off:] (m, n_o) = act_fn(src[s_off:] (m, n_in) @ W.T + b), W = theta[w_off:]
+    (n_o, n_in), b = theta[b_off:] (n_o) when b_off >= 0."""
     for i in range(m):
-        for j in range(n):
-            out[i, j] = a[0, i] * b[0, j]
-    for p in range(1, k):
+        a0 = s_off + i * n_in
+        o0 = o_off + i * n_o
+        for j in range(n_o):
+            w0 = w_off + j * n_in
+            acc = src[a0] * theta[w0]
+            for p in range(1, n_in):
+                acc += src[a0 + p] * theta[w0 + p]
+            if b_off >= 0:
+                acc += theta[b_off + j]
+            act[o0 + j] = _act_forward(acc, code, slope)
+
+
+@_nb.njit(cache=True, inline="always")
+def _weight_grad_small(grad, w_off, b_off, dz, src, s_off, m, n_in, n_o):
+    """grad[w_off:] (n_o, n_in) = dz (m, n_o)ᵀ @ src[s_off:] (m, n_in); grad[b_off:] (n_o) =
+    column sums of dz when b_off >= 0. Four columns (and the bias) are summed side by side so
+    that their add latencies overlap; past the last column the indices are clamped and the
+    extra sums are dropped, which keeps the inner loop free of branches."""
+    last = n_in - 1
+    for j in range(n_o):
+        for c0 in range(0, n_in, 4):
+            c1, c2, c3 = min(c0 + 1, last), min(c0 + 2, last), min(c0 + 3, last)
+            d = dz[j]
+            a0 = s_off
+            acc0, acc1 = d * src[a0 + c0], d * src[a0 + c1]
+            acc2, acc3 = d * src[a0 + c2], d * src[a0 + c3]
+            accb = d
+            for p in range(1, m):
+                d = dz[p * n_o + j]
+                a0 = s_off + p * n_in
+                acc0 += d * src[a0 + c0]
+                acc1 += d * src[a0 + c1]
+                acc2 += d * src[a0 + c2]
+                acc3 += d * src[a0 + c3]
+                accb += d
+            g0 = w_off + j * n_in + c0
+            grad[g0] = acc0
+            if c0 + 1 <= last:
+                grad[g0 + 1] = acc1
+            if c0 + 2 <= last:
+                grad[g0 + 2] = acc2
+            if c0 + 3 <= last:
+                grad[g0 + 3] = acc3
+            if c0 == 0 and b_off >= 0:
+                grad[b_off + j] = accb
+
+
+@_nb.njit(cache=True, inline="always")
+def _input_grad_small(dx, dz, theta, w_off, y, y_off, m, n_in, n_o, code, slope):
+    """dx (m, n_in) = act_grad(dz (m, n_o) @ W (n_o, n_in)) at the layer's input y[y_off:]."""
+    for i in range(m):
+        for c in range(n_in):
+            acc = dz[i * n_o] * theta[w_off + c]
+            for p in range(1, n_o):
+                acc += dz[i * n_o + p] * theta[w_off + p * n_in + c]
+            dx[i * n_in + c] = _act_grad(acc, y[y_off + i * n_in + c], code, slope)
+
+
+@_nb.njit(cache=True, inline="always")
+def _act_backward_flat(d, y, y_off, n, code, slope):
+    """d[:n] = act_grad(d, y[y_off:]), one loop per activation (no branch per element)."""
+    if code == 1:
+        for k in range(n):
+            d[k] = _act_grad(d[k], y[y_off + k], 1, slope)
+    elif code == 2:
+        for k in range(n):
+            d[k] = _act_grad(d[k], y[y_off + k], 2, slope)
+    elif code == 3:
+        for k in range(n):
+            d[k] = _act_grad(d[k], y[y_off + k], 3, slope)
+    elif code == 4:
+        for k in range(n):
+            d[k] = _act_grad(d[k], y[y_off + k], 4, slope)
+
+
+@_nb.njit(cache=True, inline="always")
+def _loss_flat(dz, y, y_off, labels, l_off, targets, t_off, m, n_out, loss_code, mean, half):
+    """The batch's loss (float64) and dz[:m * n_out] = its gradient w.r.t. y[y_off:] (m, n_out)."""
+    total = 0.0
+    if loss_code == 0:
+        scale = 1.0 / m if mean else 1.0
         for i in range(m):
-            for j in range(n):
-                out[i, j] += a[p, i] * b[p, j]
-
-
-@_nb.njit(cache=True, inline="always")
-def _product_nn(a, b, out):
-    """out = a b, as _product_nt."""
-    m, n = out.shape
-    k = a.shape[1]
-    if m * n * k > _SMALL_PRODUCT:
-        np.dot(a, b, out)
-        return
-    for i in range(m):
-        for j in range(n):
-            out[i, j] = a[i, 0] * b[0, j]
-        for p in range(1, k):
-            for j in range(n):
-                out[i, j] += a[i, p] * b[p, j]
+            r = y_off + i * n_out
+            g = i * n_out
+            zmax = y[r]
+            for j in range(1, n_out):
+                zmax = max(zmax, y[r + j])
+            ssum = 0.0
+            for j in range(n_out):
+                e = np.exp(y[r + j] - zmax)
+                dz[g + j] = e
+                ssum += e
+            lab = labels[l_off + i]
+            total += np.log(ssum) - (y[r + lab] - zmax)
+            for j in range(n_out):
+                dz[g + j] = dz[g + j] / ssum * scale
+            dz[g + lab] -= scale
+        return total / m if mean else total
+    n = m * n_out
+    scale = 1.0 / n if mean else 1.0
+    if loss_code == 1:
+        factor = 0.5 if half else 1.0
+        gscale = 2.0 * factor * scale
+        for k in range(n):
+            diff = y[y_off + k] - targets[t_off + k]
+            total += factor * diff * diff
+            dz[k] = diff * gscale
+    elif loss_code == 2:
+        for k in range(n):
+            diff = y[y_off + k] - targets[t_off + k]
+            total += abs(diff)
+            dz[k] = scale if diff > 0 else (-scale if diff < 0 else 0.0)
+    else:
+        for k in range(n):
+            p = y[y_off + k]
+            t = targets[t_off + k]
+            e = np.exp(-abs(p))
+            total += max(p, 0) - t * p + np.log1p(e)
+            sig = 1 / (1 + e) if p >= 0 else e / (1 + e)
+            dz[k] = (sig - t) * scale
+    return total / n if mean else total
 
 
 @_nb.njit([_mlp_signature(_nb.float32), _mlp_signature(_nb.float64)], cache=True)
@@ -1001,135 +1086,117 @@ def _mlp_epoch_flat(theta, bufs, off_w, off_b, dims, acts, slope, loss_code, mea
                     nesterov, weight_decay, first, step_loss):
     n_layers = dims.shape[0] - 1
     n_rows = X.shape[0]
-    steps_per_epoch = (n_rows + batch - 1) // batch
+    n_in0 = dims[0]
     n_out = dims[n_layers]
+    steps_per_epoch = (n_rows + batch - 1) // batch
+    batch = min(batch, n_rows)  # a batch larger than the data is the whole data
     grad = np.zeros_like(theta)
-    xb = np.empty((batch, dims[0]), dtype=X.dtype)
-    outs = [np.empty((batch, dims[l + 1]), dtype=X.dtype) for l in range(n_layers)]
-    # Products write into buffers allocated once: z and dx (batch, widest layer), dz (batch, out).
-    width = 1
+    xf = X.reshape(n_rows * n_in0)
+    tf = targets.reshape(targets.size)
+    xb = np.empty(batch * n_in0, dtype=X.dtype)
+    # Every layer's output in one flat buffer: layer l's (m, dims[l + 1]) rows at act_off[l].
+    act_off = np.empty(n_layers, dtype=np.int64)
+    width, pos = 1, 0
+    for l in range(n_layers):
+        act_off[l] = pos
+        pos += batch * dims[l + 1]
     for l in range(n_layers + 1):
         width = max(width, dims[l])
-    zbuf = np.empty(batch * width, dtype=X.dtype)
-    dxbuf = np.empty(batch * width, dtype=X.dtype)
+    act = np.empty(pos, dtype=X.dtype)
     dzbuf = np.empty(batch * width, dtype=X.dtype)
+    dxbuf = np.empty(batch * width, dtype=X.dtype)
     hyper = np.empty(4, dtype=X.dtype)  # the SGD constants rounded to the parameters' dtype
     hyper[0], hyper[1], hyper[2], hyper[3] = lr, momentum, 1 - dampening, weight_decay
     lr_t, mom_t, damp_t, wd_t = hyper[0], hyper[1], hyper[2], hyper[3]
-    tb = np.empty((batch, n_out), dtype=X.dtype)
+    tb = np.empty(batch * n_out, dtype=X.dtype)
     lb = np.empty(batch, dtype=np.int64)
     for s in range(n_steps):
         offset = ((first_step + s) % steps_per_epoch) * batch
         start = ((first_step + s) // steps_per_epoch) * n_rows + offset
         m = min(batch, n_rows - offset)
         # The batch's rows: read in place when consecutive (no shuffle), else gathered with
-        # element loops (a slice per row costs more than a short row).
+        # element loops (a slice per row costs more than a short row). The check has no early
+        # exit, so it vectorises.
         r0 = perm[start]
-        consecutive = True
+        gaps = 0
         for i in range(1, m):
-            if perm[start + i] != r0 + i:
-                consecutive = False
-                break
-        if consecutive:
-            xin = X[r0:r0 + m]
-            lab = labels[r0:r0 + m] if loss_code == 0 else lb[:m]
-            tgt = targets[r0:r0 + m] if loss_code != 0 else tb[:m]
+            gaps |= perm[start + i] ^ (r0 + i)
+        if gaps == 0:
+            xin, x_off = xf, r0 * n_in0
+            lab_a, l_off = labels, r0
+            tgt_a, t_off = tf, r0 * n_out
         else:
             for i in range(m):
                 r = perm[start + i]
-                for j in range(dims[0]):
-                    xb[i, j] = X[r, j]
+                for j in range(n_in0):
+                    xb[i * n_in0 + j] = xf[r * n_in0 + j]
                 if loss_code == 0:
                     lb[i] = labels[r]
                 else:
                     for j in range(n_out):
-                        tb[i, j] = targets[r, j]
-            xin, lab, tgt = xb[:m], lb[:m], tb[:m]
+                        tb[i * n_out + j] = tf[r * n_out + j]
+            xin, x_off = xb, 0
+            lab_a, l_off = lb, 0
+            tgt_a, t_off = tb, 0
         # forward
-        inp = xin
         for l in range(n_layers):
             n_in, n_o = dims[l], dims[l + 1]
-            w = theta[off_w[l]:off_w[l] + n_o * n_in].reshape((n_o, n_in))
-            z = zbuf[:m * n_o].reshape((m, n_o))
-            _product_nt(inp, w, z)
-            out = outs[l][:m]
+            src, s_off = (xin, x_off) if l == 0 else (act, act_off[l - 1])
+            o_off = act_off[l]
             code = acts[l]
-            for i in range(m):
-                for j in range(n_o):
-                    v = z[i, j]
-                    if off_b[l] >= 0:
-                        v += theta[off_b[l] + j]
-                    out[i, j] = _act_forward(v, code, slope)
-            inp = out
+            if m * n_o * n_in > _SMALL_PRODUCT:
+                a2 = src[s_off:s_off + m * n_in].reshape((m, n_in))
+                w2 = theta[off_w[l]:off_w[l] + n_o * n_in].reshape((n_o, n_in))
+                z = act[o_off:o_off + m * n_o].reshape((m, n_o))
+                np.dot(a2, w2.T, z)
+                b_off = off_b[l]
+                for i in range(m):
+                    for j in range(n_o):
+                        v = act[o_off + i * n_o + j]
+                        if b_off >= 0:
+                            v += theta[b_off + j]
+                        act[o_off + i * n_o + j] = _act_forward(v, code, slope)
+            else:
+                _forward_small(act, o_off, src, s_off, theta, off_w[l], off_b[l], m, n_in, n_o,
+                               code, slope)
         # loss and its gradient
-        y = outs[n_layers - 1][:m]
-        dz = dzbuf[:m * n_out].reshape((m, n_out))
-        total = 0.0
-        if loss_code == 0:
-            scale = 1.0 / m if mean else 1.0
-            for i in range(m):
-                zmax = y[i, 0]
-                for j in range(1, n_out):
-                    zmax = max(zmax, y[i, j])
-                ssum = 0.0
-                for j in range(n_out):
-                    e = np.exp(y[i, j] - zmax)
-                    dz[i, j] = e
-                    ssum += e
-                total += np.log(ssum) - (y[i, lab[i]] - zmax)
-                for j in range(n_out):
-                    dz[i, j] = dz[i, j] / ssum * scale
-                dz[i, lab[i]] -= scale
-            value = total / m if mean else total
-        else:
-            scale = 1.0 / (m * n_out) if mean else 1.0
-            factor = 0.5 if half else 1.0
-            for i in range(m):
-                for j in range(n_out):
-                    p = y[i, j]
-                    t = tgt[i, j]
-                    if loss_code == 1:
-                        diff = p - t
-                        total += factor * diff * diff
-                        dz[i, j] = diff * (2.0 * factor * scale)
-                    elif loss_code == 2:
-                        diff = p - t
-                        total += abs(diff)
-                        dz[i, j] = scale if diff > 0 else (-scale if diff < 0 else 0.0)
-                    else:
-                        e = np.exp(-abs(p))
-                        total += max(p, 0) - t * p + np.log1p(e)
-                        sig = 1 / (1 + e) if p >= 0 else e / (1 + e)
-                        dz[i, j] = (sig - t) * scale
-            value = total / (m * n_out) if mean else total
+        y_off = act_off[n_layers - 1]
+        dz = dzbuf
+        value = _loss_flat(dz, act, y_off, lab_a, l_off, tgt_a, t_off, m, n_out, loss_code,
+                           mean, half)
         step_loss[s] = value
         if not np.isfinite(value):
             return s
-        code = acts[n_layers - 1]
-        for i in range(m):
-            for j in range(n_out):
-                dz[i, j] = _act_grad(dz[i, j], y[i, j], code, slope)
+        _act_backward_flat(dz, act, y_off, m * n_out, acts[n_layers - 1], slope)
         # backward
+        dx = dxbuf
         for l in range(n_layers - 1, -1, -1):
             n_in, n_o = dims[l], dims[l + 1]
-            w = theta[off_w[l]:off_w[l] + n_o * n_in].reshape((n_o, n_in))
-            a_prev = outs[l - 1][:m] if l > 0 else xin
-            _product_tn(dz, a_prev, grad[off_w[l]:off_w[l] + n_o * n_in].reshape((n_o, n_in)))
-            if off_b[l] >= 0:
-                gb = grad[off_b[l]:off_b[l] + n_o]
-                gb[:] = 0
-                for i in range(m):
-                    for j in range(n_o):
-                        gb[j] += dz[i, j]
+            w_off, b_off = off_w[l], off_b[l]
+            src, s_off = (xin, x_off) if l == 0 else (act, act_off[l - 1])
+            if m * n_o * n_in > _SMALL_PRODUCT:
+                dz2 = dz[:m * n_o].reshape((m, n_o))
+                a2 = src[s_off:s_off + m * n_in].reshape((m, n_in))
+                np.dot(dz2.T, a2, grad[w_off:w_off + n_o * n_in].reshape((n_o, n_in)))
+                if b_off >= 0:
+                    gb = grad[b_off:b_off + n_o]
+                    gb[:] = 0
+                    for i in range(m):
+                        for j in range(n_o):
+                            gb[j] += dz[i * n_o + j]
+            else:
+                _weight_grad_small(grad, w_off, b_off, dz, src, s_off, m, n_in, n_o)
             if l > 0:
-                dx = dxbuf[:m * n_in].reshape((m, n_in))
-                _product_nn(dz, w, dx)
                 code = acts[l - 1]
-                for i in range(m):
-                    for j in range(n_in):
-                        dx[i, j] = _act_grad(dx[i, j], a_prev[i, j], code, slope)
-                dz = dx
-                dxbuf, dzbuf = dzbuf, dxbuf
+                if m * n_in * n_o > _SMALL_PRODUCT:
+                    w2 = theta[w_off:w_off + n_o * n_in].reshape((n_o, n_in))
+                    np.dot(dz[:m * n_o].reshape((m, n_o)), w2,
+                           dx[:m * n_in].reshape((m, n_in)))
+                    _act_backward_flat(dx, act, s_off, m * n_in, code, slope)
+                else:
+                    _input_grad_small(dx, dz, theta, w_off, act, s_off, m, n_in, n_o, code,
+                                      slope)
+                dz, dx = dx, dz
         # SGD on the flat parameter vector, in the parameters' precision (as the C++ epoch);
         # plain momentum, the common case, gets a loop without branches.
         if momentum != 0 and weight_decay == 0 and not nesterov and not first:
