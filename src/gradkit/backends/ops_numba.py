@@ -955,18 +955,55 @@ _SMALL_PRODUCT = 4096  # multiply-adds below which a product is looped here, not
 @_nb.njit(cache=True, inline="always")
 def _forward_small(act, o_off, src, s_off, theta, w_off, b_off, m, n_in, n_o, code, slope):
     """act[o_off:] (m, n_o) = act_fn(src[s_off:] (m, n_in) @ W.T + b), W = theta[w_off:]
-    (n_o, n_in), b = theta[b_off:] (n_o) when b_off >= 0."""
-    for i in range(m):
-        a0 = s_off + i * n_in
-        o0 = o_off + i * n_o
-        for j in range(n_o):
-            w0 = w_off + j * n_in
-            acc = src[a0] * theta[w0]
-            for p in range(1, n_in):
-                acc += src[a0 + p] * theta[w0 + p]
-            if b_off >= 0:
-                acc += theta[b_off + j]
-            act[o0 + j] = _act_forward(acc, code, slope)
+    (n_o, n_in), b = theta[b_off:] (n_o) when b_off >= 0.
+
+    A few rows go one output at a time. Many rows go one output column at a time, four weights
+    held in scalars over all the rows (the partial sums of longer rows wait in act), then the
+    bias and activation in a second pass: per row that is a few loads and multiply-adds instead
+    of an inner loop's start-up. Either way each sum runs over k in order."""
+    if m < 4:
+        for i in range(m):
+            a0 = s_off + i * n_in
+            o0 = o_off + i * n_o
+            for j in range(n_o):
+                w0 = w_off + j * n_in
+                acc = src[a0] * theta[w0]
+                for p in range(1, n_in):
+                    acc += src[a0 + p] * theta[w0 + p]
+                if b_off >= 0:
+                    acc += theta[b_off + j]
+                act[o0 + j] = _act_forward(acc, code, slope)
+        return
+    last = n_in - 1
+    for j in range(n_o):
+        w0 = w_off + j * n_in
+        for p0 in range(0, n_in, 4):
+            k = min(4, n_in - p0)
+            wa = theta[w0 + p0]
+            wb = theta[w0 + min(p0 + 1, last)]
+            wc = theta[w0 + min(p0 + 2, last)]
+            wd = theta[w0 + min(p0 + 3, last)]
+            for i in range(m):
+                a0 = s_off + i * n_in + p0
+                o = o_off + i * n_o + j
+                if p0 == 0:
+                    acc = src[a0] * wa
+                else:
+                    acc = act[o] + src[a0] * wa
+                if k > 1:
+                    acc += src[a0 + 1] * wb
+                if k > 2:
+                    acc += src[a0 + 2] * wc
+                if k > 3:
+                    acc += src[a0 + 3] * wd
+                act[o] = acc
+        if b_off >= 0 or code != 0:
+            for i in range(m):
+                o = o_off + i * n_o + j
+                v = act[o]
+                if b_off >= 0:
+                    v += theta[b_off + j]
+                act[o] = _act_forward(v, code, slope)
 
 
 @_nb.njit(cache=True, inline="always")
