@@ -1130,7 +1130,10 @@ def _mlp_epoch_flat(theta, bufs, off_w, off_b, dims, acts, slope, loss_code, mea
     grad = np.zeros_like(theta)
     xf = X.reshape(n_rows * n_in0)
     tf = targets.reshape(targets.size)
-    xb = np.empty(batch * n_in0, dtype=X.dtype)
+    # Gathered rows are written through 2-D views (the column index is known to be
+    # non-negative, so the copy vectorises) and read through the flat ones.
+    xb2 = np.empty((batch, n_in0), dtype=X.dtype)
+    xb = xb2.reshape(batch * n_in0)
     # Every layer's output in one flat buffer: layer l's (m, dims[l + 1]) rows at act_off[l].
     act_off = np.empty(n_layers, dtype=np.int64)
     width, pos = 1, 0
@@ -1145,7 +1148,8 @@ def _mlp_epoch_flat(theta, bufs, off_w, off_b, dims, acts, slope, loss_code, mea
     hyper = np.empty(4, dtype=X.dtype)  # the SGD constants rounded to the parameters' dtype
     hyper[0], hyper[1], hyper[2], hyper[3] = lr, momentum, 1 - dampening, weight_decay
     lr_t, mom_t, damp_t, wd_t = hyper[0], hyper[1], hyper[2], hyper[3]
-    tb = np.empty(batch * n_out, dtype=X.dtype)
+    tb2 = np.empty((batch, n_out), dtype=X.dtype)
+    tb = tb2.reshape(batch * n_out)
     lb = np.empty(batch, dtype=np.int64)
     for s in range(n_steps):
         offset = ((first_step + s) % steps_per_epoch) * batch
@@ -1166,12 +1170,12 @@ def _mlp_epoch_flat(theta, bufs, off_w, off_b, dims, acts, slope, loss_code, mea
             for i in range(m):
                 r = perm[start + i]
                 for j in range(n_in0):
-                    xb[i * n_in0 + j] = xf[r * n_in0 + j]
+                    xb2[i, j] = X[r, j]
                 if loss_code == 0:
                     lb[i] = labels[r]
                 else:
                     for j in range(n_out):
-                        tb[i * n_out + j] = tf[r * n_out + j]
+                        tb2[i, j] = targets[r, j]
             xin, x_off = xb, 0
             lab_a, l_off = lb, 0
             tgt_a, t_off = tb, 0
@@ -1189,10 +1193,10 @@ def _mlp_epoch_flat(theta, bufs, off_w, off_b, dims, acts, slope, loss_code, mea
                 b_off = off_b[l]
                 for i in range(m):
                     for j in range(n_o):
-                        v = act[o_off + i * n_o + j]
+                        v = z[i, j]
                         if b_off >= 0:
                             v += theta[b_off + j]
-                        act[o_off + i * n_o + j] = _act_forward(v, code, slope)
+                        z[i, j] = _act_forward(v, code, slope)
             else:
                 _forward_small(act, o_off, src, s_off, theta, off_w[l], off_b[l], m, n_in, n_o,
                                code, slope)
@@ -1220,16 +1224,19 @@ def _mlp_epoch_flat(theta, bufs, off_w, off_b, dims, acts, slope, loss_code, mea
                     gb[:] = 0
                     for i in range(m):
                         for j in range(n_o):
-                            gb[j] += dz[i * n_o + j]
+                            gb[j] += dz2[i, j]
             else:
                 _weight_grad_small(grad, w_off, b_off, dz, src, s_off, m, n_in, n_o)
             if l > 0:
                 code = acts[l - 1]
                 if m * n_in * n_o > _SMALL_PRODUCT:
                     w2 = theta[w_off:w_off + n_o * n_in].reshape((n_o, n_in))
-                    np.dot(dz[:m * n_o].reshape((m, n_o)), w2,
-                           dx[:m * n_in].reshape((m, n_in)))
-                    _act_backward_flat(dx, act, s_off, m * n_in, code, slope)
+                    dx2 = dx[:m * n_in].reshape((m, n_in))
+                    np.dot(dz[:m * n_o].reshape((m, n_o)), w2, dx2)
+                    y2 = act[s_off:s_off + m * n_in].reshape((m, n_in))
+                    for i in range(m):
+                        for j in range(n_in):
+                            dx2[i, j] = _act_grad(dx2[i, j], y2[i, j], code, slope)
                 else:
                     _input_grad_small(dx, dz, theta, w_off, act, s_off, m, n_in, n_o, code,
                                       slope)
