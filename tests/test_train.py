@@ -628,3 +628,41 @@ def test_batch_larger_than_data_is_one_full_batch(fused_backend):
     for a, b in zip(runs[0][0], runs[1][0]):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(runs[0][1], runs[1][1])
+
+
+# ------------------------------------------- fused epoch: tiny products, mixed with BLAS ones
+# The Numba epoch runs products below 4096 multiply-adds in its own loops: row by row for
+# fewer than 4 rows, one output column over all rows (weights taken 4 at a time) otherwise, and
+# weight gradients 4 columns at a time with the indices past the last column clamped. These
+# shapes reach every edge of that: widths 1, 4, 5 and 9, batches of 1, 3, 4 and 29 (37 rows:
+# every batch size leaves a partial last batch), and networks where one layer goes to BLAS
+# and the next does not.
+TINY_SHAPES = {
+    "1-4-1": [1, 4, 1],
+    "9-5-4": [9, 5, 4],
+    "4-9-2": [4, 9, 2],
+    "40-120-2": [40, 120, 2],  # layer 1 to BLAS from batch 1 on, layer 2 only at batch 29
+}
+
+
+@pytest.mark.parametrize("batch", [1, 3, 4, 29])
+@pytest.mark.parametrize("shape", sorted(TINY_SHAPES))
+@pytest.mark.parametrize("fused_backend", FUSED_BACKENDS)
+def test_fused_tiny_products_equal_layer_by_layer(shape, batch, fused_backend, dtype):
+    sizes = TINY_SHAPES[shape]
+    rng = np.random.default_rng(7)
+    X = (rng.standard_normal((37, sizes[0])) / np.sqrt(sizes[0])).astype(dtype)
+    target = np.tanh(X[:, :1] + X[:, -1:]) * np.ones(sizes[-1], dtype=dtype)
+    results = {}
+    for name, fused in ((fused_backend, True), ("numpy", False)):
+        with gk.use_backend(name):
+            model = mlp(sizes, [nn.Tanh], dtype)
+            opt = optim.SGD(model.parameters(), lr=0.02, momentum=0.9)
+            hist = gk.fit(model, losses.MSELoss(), opt, X, target, epochs=2, batch_size=batch,
+                          seed=3, progress=False, fused=fused)
+            assert hist.fused is fused
+            results[name] = (params_of(model), hist.loss)
+    tol = dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-9, atol=1e-11)
+    for got, want in zip(results[fused_backend][0], results["numpy"][0]):
+        np.testing.assert_allclose(got, want, **tol)
+    np.testing.assert_allclose(results[fused_backend][1], results["numpy"][1], **tol)
