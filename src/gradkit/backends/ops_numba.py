@@ -997,7 +997,12 @@ def _forward_small(act, o_off, src, s_off, theta, w_off, b_off, m, n_in, n_o, co
                 if k > 3:
                     acc += src[a0 + 3] * wd
                 act[o] = acc
-        if b_off >= 0 or code != 0:
+        if code == 0:  # a linear output: the bias alone, without the activation's branches
+            if b_off >= 0:
+                bias = theta[b_off + j]
+                for i in range(m):
+                    act[o_off + i * n_o + j] += bias
+        else:
             for i in range(m):
                 o = o_off + i * n_o + j
                 v = act[o]
@@ -1160,8 +1165,10 @@ def _mlp_epoch_flat(theta, bufs, off_w, off_b, dims, acts, slope, loss_code, mea
         # exit, so it vectorises.
         r0 = perm[start]
         gaps = 0
-        for i in range(1, m):
-            gaps |= perm[start + i] ^ (r0 + i)
+        if m > 1:
+            rows = perm[start:start + m]
+            for i in range(1, m):
+                gaps |= rows[i] ^ (r0 + i)
         if gaps == 0:
             xin, x_off = xf, r0 * n_in0
             lab_a, l_off = labels, r0
