@@ -1012,22 +1012,22 @@ def _forward_small(act, o_off, src, s_off, theta, w_off, b_off, m, n_in, n_o, co
 
 
 @_nb.njit(cache=True, inline="always")
-def _weight_grad_small(grad, w_off, b_off, dz, src, s_off, m, n_in, n_o):
-    """grad[w_off:] (n_o, n_in) = dz (m, n_o)ᵀ @ src[s_off:] (m, n_in); grad[b_off:] (n_o) =
-    column sums of dz when b_off >= 0. Four columns (and the bias) are summed side by side so
+def _weight_grad_small(grad, w_off, b_off, dz, d_off, src, s_off, m, n_in, n_o):
+    """grad[w_off:] (n_o, n_in) = dz[d_off:] (m, n_o)ᵀ @ src[s_off:] (m, n_in); grad[b_off:]
+    (n_o) = column sums of dz when b_off >= 0. Four columns (and the bias) are summed side by side so
     that their add latencies overlap; past the last column the indices are clamped and the
     extra sums are dropped, which keeps the inner loop free of branches."""
     last = n_in - 1
     for j in range(n_o):
         for c0 in range(0, n_in, 4):
             c1, c2, c3 = min(c0 + 1, last), min(c0 + 2, last), min(c0 + 3, last)
-            d = dz[j]
+            d = dz[d_off + j]
             a0 = s_off
             acc0, acc1 = d * src[a0 + c0], d * src[a0 + c1]
             acc2, acc3 = d * src[a0 + c2], d * src[a0 + c3]
             accb = d
             for p in range(1, m):
-                d = dz[p * n_o + j]
+                d = dz[d_off + p * n_o + j]
                 a0 = s_off + p * n_in
                 acc0 += d * src[a0 + c0]
                 acc1 += d * src[a0 + c1]
@@ -1047,14 +1047,15 @@ def _weight_grad_small(grad, w_off, b_off, dz, src, s_off, m, n_in, n_o):
 
 
 @_nb.njit(cache=True, inline="always")
-def _input_grad_small(dx, dz, theta, w_off, y, y_off, m, n_in, n_o, code, slope):
-    """dx (m, n_in) = act_grad(dz (m, n_o) @ W (n_o, n_in)) at the layer's input y[y_off:]."""
+def _input_grad_small(d, dx_off, dz_off, theta, w_off, y, y_off, m, n_in, n_o, code, slope):
+    """d[dx_off:] (m, n_in) = act_grad(d[dz_off:] (m, n_o) @ W (n_o, n_in)) at the layer's
+    input y[y_off:]."""
     for i in range(m):
         for c in range(n_in):
-            acc = dz[i * n_o] * theta[w_off + c]
+            acc = d[dz_off + i * n_o] * theta[w_off + c]
             for p in range(1, n_o):
-                acc += dz[i * n_o + p] * theta[w_off + p * n_in + c]
-            dx[i * n_in + c] = _act_grad(acc, y[y_off + i * n_in + c], code, slope)
+                acc += d[dz_off + i * n_o + p] * theta[w_off + p * n_in + c]
+            d[dx_off + i * n_in + c] = _act_grad(acc, y[y_off + i * n_in + c], code, slope)
 
 
 @_nb.njit(cache=True, inline="always")
@@ -1148,8 +1149,9 @@ def _mlp_epoch_flat(theta, bufs, off_w, off_b, dims, acts, slope, loss_code, mea
     for l in range(n_layers + 1):
         width = max(width, dims[l])
     act = np.empty(pos, dtype=X.dtype)
-    dzbuf = np.empty(batch * width, dtype=X.dtype)
-    dxbuf = np.empty(batch * width, dtype=X.dtype)
+    # The gradients w.r.t. a layer's output (dz) and input (dx) take turns in the two halves of
+    # one buffer: swapping offsets, not arrays, costs no reference counting.
+    d = np.empty(2 * batch * width, dtype=X.dtype)
     hyper = np.empty(4, dtype=X.dtype)  # the SGD constants rounded to the parameters' dtype
     hyper[0], hyper[1], hyper[2], hyper[3] = lr, momentum, 1 - dampening, weight_decay
     lr_t, mom_t, damp_t, wd_t = hyper[0], hyper[1], hyper[2], hyper[3]
@@ -1209,21 +1211,20 @@ def _mlp_epoch_flat(theta, bufs, off_w, off_b, dims, acts, slope, loss_code, mea
                                code, slope)
         # loss and its gradient
         y_off = act_off[n_layers - 1]
-        dz = dzbuf
-        value = _loss_flat(dz, act, y_off, lab_a, l_off, tgt_a, t_off, m, n_out, loss_code,
+        value = _loss_flat(d, act, y_off, lab_a, l_off, tgt_a, t_off, m, n_out, loss_code,
                            mean, half)
         step_loss[s] = value
         if not np.isfinite(value):
             return s
-        _act_backward_flat(dz, act, y_off, m * n_out, acts[n_layers - 1], slope)
+        _act_backward_flat(d, act, y_off, m * n_out, acts[n_layers - 1], slope)
         # backward
-        dx = dxbuf
+        dz_off, dx_off = 0, batch * width
         for l in range(n_layers - 1, -1, -1):
             n_in, n_o = dims[l], dims[l + 1]
             w_off, b_off = off_w[l], off_b[l]
             src, s_off = (xin, x_off) if l == 0 else (act, act_off[l - 1])
             if m * n_o * n_in > _SMALL_PRODUCT:
-                dz2 = dz[:m * n_o].reshape((m, n_o))
+                dz2 = d[dz_off:dz_off + m * n_o].reshape((m, n_o))
                 a2 = src[s_off:s_off + m * n_in].reshape((m, n_in))
                 np.dot(dz2.T, a2, grad[w_off:w_off + n_o * n_in].reshape((n_o, n_in)))
                 if b_off >= 0:
@@ -1233,21 +1234,21 @@ def _mlp_epoch_flat(theta, bufs, off_w, off_b, dims, acts, slope, loss_code, mea
                         for j in range(n_o):
                             gb[j] += dz2[i, j]
             else:
-                _weight_grad_small(grad, w_off, b_off, dz, src, s_off, m, n_in, n_o)
+                _weight_grad_small(grad, w_off, b_off, d, dz_off, src, s_off, m, n_in, n_o)
             if l > 0:
                 code = acts[l - 1]
                 if m * n_in * n_o > _SMALL_PRODUCT:
                     w2 = theta[w_off:w_off + n_o * n_in].reshape((n_o, n_in))
-                    dx2 = dx[:m * n_in].reshape((m, n_in))
-                    np.dot(dz[:m * n_o].reshape((m, n_o)), w2, dx2)
+                    dx2 = d[dx_off:dx_off + m * n_in].reshape((m, n_in))
+                    np.dot(d[dz_off:dz_off + m * n_o].reshape((m, n_o)), w2, dx2)
                     y2 = act[s_off:s_off + m * n_in].reshape((m, n_in))
                     for i in range(m):
                         for j in range(n_in):
                             dx2[i, j] = _act_grad(dx2[i, j], y2[i, j], code, slope)
                 else:
-                    _input_grad_small(dx, dz, theta, w_off, act, s_off, m, n_in, n_o, code,
-                                      slope)
-                dz, dx = dx, dz
+                    _input_grad_small(d, dx_off, dz_off, theta, w_off, act, s_off, m, n_in, n_o,
+                                      code, slope)
+                dz_off, dx_off = dx_off, dz_off
         # SGD on the flat parameter vector, in the parameters' precision (as the C++ epoch);
         # plain momentum, the common case, gets a loop without branches.
         if momentum != 0 and weight_decay == 0 and not nesterov and not first:
