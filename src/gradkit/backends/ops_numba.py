@@ -1012,11 +1012,12 @@ def _forward_small(act, o_off, src, s_off, theta, w_off, b_off, m, n_in, n_o, co
 
 
 @_nb.njit(cache=True, inline="always")
-def _weight_grad_small(grad, w_off, b_off, dz, d_off, src, s_off, m, n_in, n_o):
+def _weight_grad_small(grad, w_off, b_off, dz, d_off, src, s_off, m, n_in, n_o, zero):
     """grad[w_off:] (n_o, n_in) = dz[d_off:] (m, n_o)ᵀ @ src[s_off:] (m, n_in); grad[b_off:]
-    (n_o) = column sums of dz when b_off >= 0. Four columns (and the bias) are summed side by side so
-    that their add latencies overlap; past the last column the indices are clamped and the
-    extra sums are dropped, which keeps the inner loop free of branches."""
+    (n_o) = column sums of dz when b_off >= 0. Four columns (and the bias) are summed side by
+    side so that their add latencies overlap; past the last column the indices are clamped and
+    the extra sums are dropped, which keeps the inner loop free of branches. zero is 0 in the
+    parameters' dtype: the bias sum starts from it as the BLAS path's does (-0.0 + 0 is 0)."""
     last = n_in - 1
     for j in range(n_o):
         for c0 in range(0, n_in, 4):
@@ -1025,7 +1026,7 @@ def _weight_grad_small(grad, w_off, b_off, dz, d_off, src, s_off, m, n_in, n_o):
             a0 = s_off
             acc0, acc1 = d * src[a0 + c0], d * src[a0 + c1]
             acc2, acc3 = d * src[a0 + c2], d * src[a0 + c3]
-            accb = d
+            accb = zero + d
             for p in range(1, m):
                 d = dz[d_off + p * n_o + j]
                 a0 = s_off + p * n_in
@@ -1152,9 +1153,9 @@ def _mlp_epoch_flat(theta, bufs, off_w, off_b, dims, acts, slope, loss_code, mea
     # The gradients w.r.t. a layer's output (dz) and input (dx) take turns in the two halves of
     # one buffer: swapping offsets, not arrays, costs no reference counting.
     d = np.empty(2 * batch * width, dtype=X.dtype)
-    hyper = np.empty(4, dtype=X.dtype)  # the SGD constants rounded to the parameters' dtype
-    hyper[0], hyper[1], hyper[2], hyper[3] = lr, momentum, 1 - dampening, weight_decay
-    lr_t, mom_t, damp_t, wd_t = hyper[0], hyper[1], hyper[2], hyper[3]
+    hyper = np.empty(5, dtype=X.dtype)  # the SGD constants rounded to the parameters' dtype
+    hyper[0], hyper[1], hyper[2], hyper[3], hyper[4] = lr, momentum, 1 - dampening, weight_decay, 0
+    lr_t, mom_t, damp_t, wd_t, zero_t = hyper[0], hyper[1], hyper[2], hyper[3], hyper[4]
     tb2 = np.empty((batch, n_out), dtype=X.dtype)
     tb = tb2.reshape(batch * n_out)
     lb = np.empty(batch, dtype=np.int64)
@@ -1234,7 +1235,8 @@ def _mlp_epoch_flat(theta, bufs, off_w, off_b, dims, acts, slope, loss_code, mea
                         for j in range(n_o):
                             gb[j] += dz2[i, j]
             else:
-                _weight_grad_small(grad, w_off, b_off, d, dz_off, src, s_off, m, n_in, n_o)
+                _weight_grad_small(grad, w_off, b_off, d, dz_off, src, s_off, m, n_in, n_o,
+                                   zero_t)
             if l > 0:
                 code = acts[l - 1]
                 if m * n_in * n_o > _SMALL_PRODUCT:
