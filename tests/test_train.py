@@ -570,12 +570,13 @@ def test_first_layer_fused_equals_layer_by_layer(case, zero_fraction, dtype):
     np.testing.assert_allclose(got_loss, want_loss, **tol)
 
 
-@pytest.mark.parametrize("batch", [129, 300])
+@pytest.mark.parametrize("batch", [33, 129, 300, 600])
 def test_first_layer_large_batches(batch, dtype, sparse_threshold):
-    """Batches past the forward product's 128-row chunks (an odd one leaves a row without a
-    partner) and, at 300 rows of 260 outputs, past the size where the gradient walks dz one
-    column block at a time: the same bits in both modes, and the NumPy reference's result."""
-    X, y = _sparse_blobs(600, 40, zero_fraction=0.5, dtype=dtype)
+    """Batches past the gradient's bit-loop size (32 rows), past the forward product's 128-row
+    chunks (an odd one leaves a row without a partner), past the size where the gradient walks
+    dz one column block at a time (300 rows of 260 outputs) and past its 512-row lists: the same
+    bits in both modes, and the NumPy reference's result."""
+    X, y = _sparse_blobs(1200, 40, zero_fraction=0.5, dtype=dtype)
     runs = []
     for threshold in (0.0, 2.0):
         sparse_threshold(threshold)

@@ -127,37 +127,48 @@ inline void forward_tile(T* zrow, const int32_t* ks, const T* xs, int n, const T
   store_row<T, NVEC, TAIL>(zrow, acc, j, tail, last, bias, act, slope);
 }
 
-// Two rows of the forward product at once over the union list of their non-zero k (ks, with
-// both rows' values xa and xb, one of which may be 0): each loaded vector of wt serves both
-// rows, and a zero value adds fma(0, w, acc) == acc, so each row keeps the bits of its own
-// single-row chain.
+// acc[r][v] += sum over the n listed entries q, in order, of xr[q] * src[idx[q], j + v * W ..]
+// for the two rows r (x0, x1) and NVEC vectors v; src has rows of ld values. Each loaded vector
+// of src serves both rows, and a zero value adds fma(0, s, acc) == acc (s finite): each row
+// keeps the bits of a chain over its own non-zero entries.
+template <typename T, int NVEC, bool TAIL>
+inline void accumulate_pair(typename V<T>::R (&acc)[2][NVEC], const int32_t* idx, const T* x0,
+                            const T* x1, int n, const T* src, int64_t ld, int64_t j,
+                            typename V<T>::M tail) {
+  using X = V<T>;
+  using R = typename X::R;
+  constexpr int W = X::W;
+  for (int q = 0; q < n; ++q) {
+    const R a = X::bcast(x0[q]), b = X::bcast(x1[q]);
+    const T* s = src + int64_t(idx[q]) * ld + j;
+#pragma GCC unroll 16
+    for (int v = 0; v < NVEC; ++v) {
+      R sv = TAIL && v == NVEC - 1 ? X::load(s + v * W, tail) : X::load(s + v * W);
+      // Keep the vector in a register: GCC would otherwise fold the load into both FMAs and
+      // read it twice, which is the single-row kernel's load count again.
+      asm("" : "+v"(sv));
+      acc[0][v] = X::fma(a, sv, acc[0][v]);
+      acc[1][v] = X::fma(b, sv, acc[1][v]);
+    }
+  }
+}
+
+// Two rows of the forward product at once (za, zb) over the union list of their non-zero k
+// (ks, with both rows' values xa and xb, one of which may be 0).
 template <typename T, int NVEC, bool TAIL>
 inline void forward_pair_tile(T* za, T* zb, const int32_t* ks, const T* xa, const T* xb, int n,
                               const T* wt, int64_t N, int64_t j, typename V<T>::M tail,
                               bool first, bool last, const T* bias, Act act, T slope) {
   using X = V<T>;
-  using R = typename X::R;
   constexpr int W = X::W;
   const auto lmask = [&](int v) { return TAIL && v == NVEC - 1 ? tail : X::mask(W); };
-  R acc[2][NVEC];
+  typename X::R acc[2][NVEC];
 #pragma GCC unroll 16
   for (int v = 0; v < NVEC; ++v) {
     acc[0][v] = first ? X::zero() : X::load(za + j + v * W, lmask(v));
     acc[1][v] = first ? X::zero() : X::load(zb + j + v * W, lmask(v));
   }
-  for (int q = 0; q < n; ++q) {
-    const R av = X::bcast(xa[q]), bv = X::bcast(xb[q]);
-    const T* w = wt + int64_t(ks[q]) * N + j;
-#pragma GCC unroll 16
-    for (int v = 0; v < NVEC; ++v) {
-      R wv = TAIL && v == NVEC - 1 ? X::load(w + v * W, tail) : X::load(w + v * W);
-      // Keep the vector in a register: GCC would otherwise fold the load into both FMAs and
-      // read it twice, which is the single-row kernel's load count again.
-      asm("" : "+v"(wv));
-      acc[0][v] = X::fma(av, wv, acc[0][v]);
-      acc[1][v] = X::fma(bv, wv, acc[1][v]);
-    }
-  }
+  accumulate_pair<T, NVEC, TAIL>(acc, ks, xa, xb, n, wt, N, j, tail);
   store_row<T, NVEC, TAIL>(za, acc[0], j, tail, last, bias, act, slope);
   store_row<T, NVEC, TAIL>(zb, acc[1], j, tail, last, bias, act, slope);
 }
@@ -549,32 +560,64 @@ void first_sort_rows(int64_t* sorted, int32_t* scratch, const T* X, const int64_
 template <typename T>
 void first_backward_sgd(T* wt, T* buft, const T* xt, int64_t ldxt, const T* dz, int64_t m,
                         int64_t N, int64_t k0, int64_t k1, const SgdParams& sgd, bool skip_zeros) {
-  // Tiles of 2 rows of Wᵀ x 8 vectors (16 accumulators): each loaded vector of dz serves two
-  // rows, and the union of two neighbouring pixels' non-zero i wastes few FMAs (about 11% on
-  // Fashion-MNIST, against 24% for 4 rows). While dz fits in L2 the k loop is outside, so the
-  // two wt rows and their momentum rows are read and written once, as whole rows (8-11%
-  // faster than the 4 x 4 tiles this replaced, at batch 32-128); a larger dz is walked one
-  // column block at a time for every k. Leftover columns take 4-vector, then 1-vector tiles.
-  constexpr int W = V<T>::W, KR = 4, NB = 4, KP = 2, NP = 8;
+  // Rows of Wᵀ go in pairs k, k + 1 over the union list of the i where either pixel is
+  // non-zero (built once per pair when the batch fits the list, LB rows; batches of at most
+  // SHORT rows test the bits of each 16 i instead, which is faster there), 8 vectors at a time
+  // (16 accumulators): each loaded vector of dz serves both rows, and neighbouring pixels share
+  // most of their non-zero i (about 11% more FMAs than useful ones on Fashion-MNIST). While dz
+  // fits in L2 the k loop is outside, so the two wt rows and their momentum rows are read and
+  // written once, as whole rows; a larger dz is walked one column block at a time for every k.
+  // An odd last row and leftover columns take the 4-vector, then 1-vector bit-loop tiles.
+  constexpr int W = V<T>::W, KR = 4, NB = 4, NP = 8;
+  constexpr int64_t LB = 512, SHORT = 32;
+  alignas(64) int32_t is[LB + 16];
+  alignas(64) T xa[LB + 16], xb[LB + 16];
   const int64_t full = N / (NP * W) * (NP * W);
-  const int64_t kpairs = k0 + (k1 - k0) / KP * KP;
-  const auto pair_tile = [&](int64_t k, int64_t j) {
-    backward_tile<T, KP, NP, false>(wt, buft, xt, ldxt, dz, m, N, k, j, V<T>::mask(W), sgd,
-                                    skip_zeros);
+  const int64_t kpairs = k0 + (k1 - k0) / 2 * 2;
+  // One pair of rows over the columns [jb, je) in NP-vector tiles; lists built per tile and
+  // chunk unless the whole batch's list is built once (m <= LB).
+  const auto pair_rows = [&](int64_t k, int64_t jb, int64_t je) {
+    if (m <= SHORT) {
+      for (int64_t j = jb; j < je; j += NP * W)
+        backward_tile<T, 2, NP, false>(wt, buft, xt, ldxt, dz, m, N, k, j, V<T>::mask(W), sgd,
+                                       skip_zeros);
+      return;
+    }
+    const T* x0 = xt + k * ldxt;
+    const T* x1 = x0 + ldxt;
+    int n = 0;
+    if (m <= LB) n = list_union(is, xa, xb, x0, x1, 0, m, skip_zeros);
+    for (int64_t j = jb; j < je; j += NP * W) {
+      typename V<T>::R acc[2][NP];
+      for (int v = 0; v < NP; ++v) acc[0][v] = acc[1][v] = V<T>::zero();
+      if (m <= LB) {
+        accumulate_pair<T, NP, false>(acc, is, xa, xb, n, dz, N, j, V<T>::mask(W));
+      } else {
+        for (int64_t c = 0; c < m; c += LB) {
+          const int nc = list_union(is, xa, xb, x0, x1, c, c + LB < m ? c + LB : m, skip_zeros);
+          accumulate_pair<T, NP, false>(acc, is, xa, xb, nc, dz, N, j, V<T>::mask(W));
+        }
+      }
+      for (int r = 0; r < 2; ++r) {
+        T* wrow = wt + (k + r) * N + j;
+        T* brow = buft ? buft + (k + r) * N + j : nullptr;
+        for (int v = 0; v < NP; ++v)
+          sgd_vec<T>(wrow + v * W, brow ? brow + v * W : nullptr, acc[r][v], V<T>::mask(W), sgd);
+      }
+    }
   };
-  const auto single_tile = [&](int64_t k, int64_t j) {
+  const auto single_row = [&](int64_t k, int64_t j) {
     backward_tile<T, 1, NP, false>(wt, buft, xt, ldxt, dz, m, N, k, j, V<T>::mask(W), sgd,
                                    skip_zeros);
   };
   if (m * N * int64_t(sizeof(T)) <= 256 * 1024) {
-    for (int64_t k = k0; k < kpairs; k += KP)
-      for (int64_t j = 0; j < full; j += NP * W) pair_tile(k, j);
+    for (int64_t k = k0; k < kpairs; k += 2) pair_rows(k, 0, full);
     for (int64_t k = kpairs; k < k1; ++k)
-      for (int64_t j = 0; j < full; j += NP * W) single_tile(k, j);
+      for (int64_t j = 0; j < full; j += NP * W) single_row(k, j);
   } else {
     for (int64_t j = 0; j < full; j += NP * W) {
-      for (int64_t k = k0; k < kpairs; k += KP) pair_tile(k, j);
-      for (int64_t k = kpairs; k < k1; ++k) single_tile(k, j);
+      for (int64_t k = k0; k < kpairs; k += 2) pair_rows(k, j, j + NP * W);
+      for (int64_t k = kpairs; k < k1; ++k) single_row(k, j);
     }
   }
   const int64_t full4 = full + (N - full) / (NB * W) * (NB * W);
