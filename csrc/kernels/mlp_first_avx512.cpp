@@ -337,20 +337,31 @@ inline int64_t forward_dense_rows(T* z, const T* X, const int64_t* rows, int64_t
   return i;
 }
 
-// The SGD step (PyTorch semantics, as sgd_update in mlp.cpp) on one vector of parameters.
+// The SGD constants of one call, rounded to T and broadcast once (not per vector).
 template <typename T>
-inline void sgd_vec(T* p, T* b, typename V<T>::R g, typename V<T>::M m, const SgdParams& s) {
+struct SgdVec {
+  typename V<T>::R lr, momentum, keep, decay;  // keep = 1 - dampening
+  bool use_decay, use_momentum, damped, nesterov, first;
+  explicit SgdVec(const SgdParams& s)
+      : lr(V<T>::bcast(T(s.lr))), momentum(V<T>::bcast(T(s.momentum))),
+        keep(V<T>::bcast(T(1.0 - s.dampening))), decay(V<T>::bcast(T(s.weight_decay))),
+        use_decay(s.weight_decay != 0.0), use_momentum(s.momentum != 0.0),
+        damped(s.dampening != 0.0), nesterov(s.nesterov), first(s.first) {}
+};
+
+// The SGD step (PyTorch semantics, as sgd_update in mlp.cpp) on one vector of parameters.
+// Without dampening the gradient is not multiplied by 1 - dampening = 1 (the same bits).
+template <typename T>
+inline void sgd_vec(T* p, T* b, typename V<T>::R g, typename V<T>::M m, const SgdVec<T>& s) {
   using X = V<T>;
   typename X::R w = X::load(p, m);
-  if (s.weight_decay != 0.0) g = X::fma(X::bcast(T(s.weight_decay)), w, g);
-  if (s.momentum != 0.0) {
-    const auto mom = X::bcast(T(s.momentum));
-    const auto bv = s.first ? g
-                            : X::fma(mom, X::load(b, m), X::mul(X::bcast(T(1.0 - s.dampening)), g));
+  if (s.use_decay) g = X::fma(s.decay, w, g);
+  if (s.use_momentum) {
+    const auto bv = s.first ? g : X::fma(s.momentum, X::load(b, m), s.damped ? X::mul(s.keep, g) : g);
     X::store(b, bv, m);
-    g = s.nesterov ? X::fma(mom, bv, g) : bv;
+    g = s.nesterov ? X::fma(s.momentum, bv, g) : bv;
   }
-  X::store(p, X::fnma(X::bcast(T(s.lr)), g, w), m);
+  X::store(p, X::fnma(s.lr, g, w), m);
 }
 
 // Gradient rows k .. k + KR - 1 of Wᵀ for columns [j, j + NVEC * W), then their SGD step.
@@ -359,7 +370,7 @@ inline void sgd_vec(T* p, T* b, typename V<T>::R g, typename V<T>::M m, const Sg
 template <typename T, int KR, int NVEC, bool TAIL>
 inline void backward_tile(T* wt, T* buft, const T* xt, int64_t ldxt, const T* dz, int64_t m,
                           int64_t N, int64_t k, int64_t j, typename V<T>::M tail,
-                          const SgdParams& sgd, bool skip_zeros) {
+                          const SgdVec<T>& sgd, bool skip_zeros) {
   using X = V<T>;
   using R = typename X::R;
   constexpr int W = X::W;
@@ -559,7 +570,10 @@ void first_sort_rows(int64_t* sorted, int32_t* scratch, const T* X, const int64_
 
 template <typename T>
 void first_backward_sgd(T* wt, T* buft, const T* xt, int64_t ldxt, const T* dz, int64_t m,
-                        int64_t N, int64_t k0, int64_t k1, const SgdParams& sgd, bool skip_zeros) {
+                        int64_t N, int64_t k0, int64_t k1, const SgdParams& params,
+                        bool skip_zeros) {
+  const SgdVec<T> sgd(params);
+
   // Rows of Wᵀ go in pairs k, k + 1 over the union list of the i where either pixel is
   // non-zero (built once per pair when the batch fits the list, LB rows; batches of at most
   // SHORT rows test the bits of each 16 i instead, which is faster there), 8 vectors at a time
