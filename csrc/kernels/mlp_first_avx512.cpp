@@ -357,7 +357,8 @@ inline void sgd_vec(T* p, T* b, typename V<T>::R g, typename V<T>::M m, const Sg
   typename X::R w = X::load(p, m);
   if (s.use_decay) g = X::fma(s.decay, w, g);
   if (s.use_momentum) {
-    const auto bv = s.first ? g : X::fma(s.momentum, X::load(b, m), s.damped ? X::mul(s.keep, g) : g);
+    const auto bv =
+        s.first ? g : X::fma(s.momentum, X::load(b, m), s.damped ? X::mul(s.keep, g) : g);
     X::store(b, bv, m);
     g = s.nesterov ? X::fma(s.momentum, bv, g) : bv;
   }
@@ -573,7 +574,6 @@ void first_backward_sgd(T* wt, T* buft, const T* xt, int64_t ldxt, const T* dz, 
                         int64_t N, int64_t k0, int64_t k1, const SgdParams& params,
                         bool skip_zeros) {
   const SgdVec<T> sgd(params);
-
   // Rows of Wᵀ go in pairs k, k + 1 over the union list of the i where either pixel is
   // non-zero (built once per pair when the batch fits the list, LB rows; batches of at most
   // SHORT rows test the bits of each 16 i instead, which is faster there), 8 vectors at a time
