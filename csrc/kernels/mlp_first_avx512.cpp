@@ -216,7 +216,8 @@ inline int list_union(int32_t* ks, float* xa, float* xb, const float* a, const f
   const __m512i step = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
   for (int64_t k = kb; k < ke; k += 16) {
     const __mmask16 valid = V<float>::mask(ke - k);
-    const __m512 va = _mm512_maskz_loadu_ps(valid, a + k), vb = _mm512_maskz_loadu_ps(valid, b + k);
+    const __m512 va = _mm512_maskz_loadu_ps(valid, a + k);
+    const __m512 vb = _mm512_maskz_loadu_ps(valid, b + k);
     const __mmask16 keep =
         skip_zeros ? __mmask16((V<float>::nonzero(va) | V<float>::nonzero(vb)) & valid) : valid;
     const __m512i idx = _mm512_add_epi32(_mm512_set1_epi32(int32_t(k)), step);
@@ -234,7 +235,8 @@ inline int list_union(int32_t* ks, double* xa, double* xb, const double* a, cons
   const __m256i step = _mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0);
   for (int64_t k = kb; k < ke; k += 8) {
     const __mmask8 valid = V<double>::mask(ke - k);
-    const __m512d va = _mm512_maskz_loadu_pd(valid, a + k), vb = _mm512_maskz_loadu_pd(valid, b + k);
+    const __m512d va = _mm512_maskz_loadu_pd(valid, a + k);
+    const __m512d vb = _mm512_maskz_loadu_pd(valid, b + k);
     const __mmask8 keep =
         skip_zeros ? __mmask8((V<double>::nonzero(va) | V<double>::nonzero(vb)) & valid) : valid;
     const __m256i idx = _mm256_add_epi32(_mm256_set1_epi32(int32_t(k)), step);
