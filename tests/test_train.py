@@ -570,6 +570,27 @@ def test_first_layer_fused_equals_layer_by_layer(case, zero_fraction, dtype):
     np.testing.assert_allclose(got_loss, want_loss, **tol)
 
 
+@pytest.mark.parametrize("batch", [33, 129, 300, 600])
+def test_first_layer_large_batches(batch, dtype, sparse_threshold):
+    """Batches past the gradient's bit-loop size (32 rows), past the forward product's 128-row
+    chunks (an odd one leaves a row without a partner), past the size where the gradient walks
+    dz one column block at a time (300 rows of 260 outputs) and past its 512-row lists: the same
+    bits in both modes, and the NumPy reference's result."""
+    X, y = _sparse_blobs(1200, 40, zero_fraction=0.5, dtype=dtype)
+    runs = []
+    for threshold in (0.0, 2.0):
+        sparse_threshold(threshold)
+        runs.append(_fit_first_layer("wide-relu", dtype, X, y, batch=batch))
+    for a, b in zip(runs[0][0], runs[1][0]):
+        np.testing.assert_array_equal(a, b)
+    want, want_loss = _fit_first_layer("wide-relu", dtype, X, y, backend="numpy", fused=False,
+                                       batch=batch)
+    tol = dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-9, atol=1e-11)
+    for a, b in zip(runs[0][0], want):
+        np.testing.assert_allclose(a, b, **tol)
+    np.testing.assert_allclose(runs[0][1], want_loss, **tol)
+
+
 def test_first_layer_on_other_isas_matches_avx512():
     """Without AVX-512 the fused epoch keeps the weight as it is and uses the GEMM: same result
     within tolerance."""

@@ -25,8 +25,16 @@ template <typename T>
 int64_t first_gather_transposed(T* xt, int64_t ldxt, const T* X, const int64_t* rows, int64_t m,
                                 int64_t K);
 
+// sorted[0, m) = rows[0, m) reordered so that neighbouring rows have similar zero patterns
+// (by the position of their first non-zero value, then their number of non-zeros; a stable
+// sort), which lets first_forward's row pairs share more non-zero k. scratch: 3 * m int32.
+template <typename T>
+void first_sort_rows(int64_t* sorted, int32_t* scratch, const T* X, const int64_t* rows,
+                     int64_t m, int64_t K);
+
 // Rows [i0, i1) of z (m, N) = act(x wt + bias), row i of x being X[rows[i]] (K values);
-// wt is (K, N). skip_zeros: visit only the non-zero x[i, k] (same bits either way).
+// wt is (K, N). skip_zeros: visit only the k where x[i, k] or its partner row's value is
+// non-zero (rows go in pairs i, i + 1 sharing their loads of wt); same bits either way.
 template <typename T>
 void first_forward(T* z, const T* X, const int64_t* rows, int64_t i0, int64_t i1, int64_t K,
                    const T* wt, int64_t N, const T* bias, Act act, T slope, bool skip_zeros);
