@@ -6,7 +6,9 @@ Two paths give the same parameters for the same seed (within float tolerance):
   CrossEntropy/MSE/L1/BCEWithLogits loss (reduction "mean" or "sum") and SGD on the cpp or numba
   backend runs each epoch in one compiled call (forward, loss, backward and update over all
   mini-batches, buffers allocated once, GIL released). With a progress bar the epoch runs in
-  chunks of steps so the bar can move; the arithmetic does not change.
+  chunks of steps so the bar can move; the arithmetic does not change. With AVX-512 the C++
+  epoch visits each mini-batch's rows in an order of similar zero patterns (the same rows, so
+  only the rounding of the sums over rows differs).
 * layer by layer: any other model, loss or backend: ``zero_grad, forward, loss, backward, step``
   per mini-batch, with the arrays validated once before the loop.
 """
