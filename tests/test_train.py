@@ -609,13 +609,20 @@ def test_first_layer_on_other_isas_matches_avx512():
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-11)
 
 
-def test_first_layer_is_bitwise_identical_for_1_and_2_threads(dtype, sparse_threshold):
+@pytest.mark.parametrize("n, d, hidden, batch", [
+    (600, 200, 64, 300),   # 150 rows and 100 k per thread: every row has its partner
+    (602, 201, 130, 301),  # 151 and 101: pairs fall differently than on one thread
+])
+def test_first_layer_is_bitwise_identical_for_1_and_2_threads(n, d, hidden, batch, dtype,
+                                                              sparse_threshold):
     """Batches big enough that the first layer's products split over two threads (rows in the
-    forward product, k in the gradient), in both modes."""
-    X, y = _sparse_blobs(600, 200, zero_fraction=0.5, dtype=dtype)
+    forward product, k in the gradient), in both modes. With odd halves each thread leaves a
+    row (forward) and a row of Wᵀ (gradient) without a partner; 130 outputs reach the paired
+    gradient tiles in both dtypes."""
+    X, y = _sparse_blobs(n, d, zero_fraction=0.5, dtype=dtype)
     for threshold in (0.0, 2.0):
         sparse_threshold(threshold)
-        assert_same_bits_on_1_and_2_threads("cpp", X, y, [200, 64, 3], 300)
+        assert_same_bits_on_1_and_2_threads("cpp", X, y, [d, hidden, 3], batch)
 
 
 def test_first_layer_divergence_restores_the_callers_weights():

@@ -398,8 +398,7 @@ inline void backward_tile(T* wt, T* buft, const T* xt, int64_t ldxt, const T* dz
       const T* d = dz + (i + t) * N + j;
       R dv[NVEC];
 #pragma GCC unroll 16
-      for (int v = 0; v < NVEC; ++v)
-      {
+      for (int v = 0; v < NVEC; ++v) {
         dv[v] = TAIL && v == NVEC - 1 ? X::load(d + v * W, tail) : X::load(d + v * W);
         if (KR > 1) asm("" : "+v"(dv[v]));  // one load per vector, not one per FMA
       }
@@ -577,13 +576,14 @@ void first_backward_sgd(T* wt, T* buft, const T* xt, int64_t ldxt, const T* dz, 
                         bool skip_zeros) {
   const SgdVec<T> sgd(params);
   // Rows of Wᵀ go in pairs k, k + 1 over the union list of the i where either pixel is
-  // non-zero (built once per pair when the batch fits the list, LB rows; batches of at most
-  // SHORT rows test the bits of each 16 i instead, which is faster there), 8 vectors at a time
-  // (16 accumulators): each loaded vector of dz serves both rows, and neighbouring pixels share
-  // most of their non-zero i (about 11% more FMAs than useful ones on Fashion-MNIST). While dz
-  // fits in L2 the k loop is outside, so the two wt rows and their momentum rows are read and
-  // written once, as whole rows; a larger dz is walked one column block at a time for every k.
-  // An odd last row and leftover columns take the 4-vector, then 1-vector bit-loop tiles.
+  // non-zero (built once per pair and column range when the batch fits the list, LB rows;
+  // batches of at most SHORT rows test the bits of each vector of i instead, which is faster
+  // there), 8 vectors at a time (16 accumulators): each loaded vector of dz serves both rows,
+  // and neighbouring pixels share most of their non-zero i (about 11% more FMAs than useful
+  // ones on Fashion-MNIST). While dz is at most 256 KiB (it stays in L2) the k loop is outside,
+  // so the two wt rows and their momentum rows are read and written once, as whole rows; a
+  // larger dz is walked one column block at a time for every k. An odd last row takes the
+  // one-row bit-loop tile; leftover columns the 4-vector, then the 1-vector bit-loop tiles.
   constexpr int W = V<T>::W, KR = 4, NB = 4, NP = 8;
   constexpr int64_t LB = 512, SHORT = 32;
   alignas(64) int32_t is[LB + 16];
@@ -626,7 +626,9 @@ void first_backward_sgd(T* wt, T* buft, const T* xt, int64_t ldxt, const T* dz, 
     backward_tile<T, 1, NP, false>(wt, buft, xt, ldxt, dz, m, N, k, j, V<T>::mask(W), sgd,
                                    skip_zeros);
   };
-  if (m * N * int64_t(sizeof(T)) <= 256 * 1024) {
+  // With N < NP * W there is no pair tile: the j-outer loop is then empty, while the k-outer
+  // one would still build a union list for every pair of rows.
+  if (full > 0 && m * N * int64_t(sizeof(T)) <= 256 * 1024) {
     for (int64_t k = k0; k < kpairs; k += 2) pair_rows(k, 0, full);
     for (int64_t k = kpairs; k < k1; ++k)
       for (int64_t j = 0; j < full; j += NP * W) single_row(k, j);
