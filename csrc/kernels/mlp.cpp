@@ -292,7 +292,8 @@ int64_t mlp_epoch(double* step_loss, std::vector<MlpLayer<T>>& layers, T slope,
       if (layers[l].out <= 16) narrow_wt[l].resize(size_t(layers[l].in * layers[l].out));
   }
   std::vector<int64_t> sorted_rows(first_t ? size_t(batch) : 0);
-  std::vector<int32_t> sort_scratch(first_t ? size_t(3 * batch) : 0);
+  std::vector<int32_t> sort_order(first_t ? size_t(2 * batch) : 0);
+  std::vector<uint16_t> sort_key(first_t ? size_t(batch) : 0);
   Aligned<T> d0, d1;
   d0.resize(size_t(batch * width));
   d1.resize(size_t(batch * width));
@@ -308,7 +309,8 @@ int64_t mlp_epoch(double* step_loss, std::vector<MlpLayer<T>>& layers, T slope,
     // patterns side by side (its forward product pairs neighbouring rows). The batch is the
     // same set of rows, so the step is the same up to the order of its sums over rows.
     if (first_t) {
-      avx512::first_sort_rows(sorted_rows.data(), sort_scratch.data(), X, rows, m, in0);
+      avx512::first_sort_rows(sorted_rows.data(), sort_order.data(), sort_key.data(), X, rows, m,
+                              in0);
       rows = sorted_rows.data();
     }
 #endif

@@ -27,10 +27,11 @@ int64_t first_gather_transposed(T* xt, int64_t ldxt, const T* X, const int64_t* 
 
 // sorted[0, m) = rows[0, m) reordered so that neighbouring rows have similar zero patterns
 // (by the position of their first non-zero value, then their number of non-zeros; a stable
-// sort), which lets first_forward's row pairs share more non-zero k. scratch: 3 * m int32.
+// sort), which lets first_forward's row pairs share more non-zero k. Scratch: order (2 * m
+// int32) and key (m uint16).
 template <typename T>
-void first_sort_rows(int64_t* sorted, int32_t* scratch, const T* X, const int64_t* rows,
-                     int64_t m, int64_t K);
+void first_sort_rows(int64_t* sorted, int32_t* order, uint16_t* key, const T* X,
+                     const int64_t* rows, int64_t m, int64_t K);
 
 // Rows [i0, i1) of z (m, N) = act(x wt + bias), row i of x being X[rows[i]] (K values);
 // wt is (K, N). skip_zeros: visit only the k where x[i, k] or its partner row's value is

@@ -551,12 +551,11 @@ void first_forward(T* z, const T* X, const int64_t* rows, int64_t i0, int64_t i1
 }
 
 template <typename T>
-void first_sort_rows(int64_t* sorted, int32_t* scratch, const T* X, const int64_t* rows,
-                     int64_t m, int64_t K) {
-  uint16_t* key = reinterpret_cast<uint16_t*>(scratch + 2 * m);
-  // The rows come from all over X (mostly from memory): the next rows are fetched into L2
-  // meanwhile (measured: 2 rows ahead into L2 takes a third of the time of no prefetch or
-  // of prefetching into L1).
+void first_sort_rows(int64_t* sorted, int32_t* order, uint16_t* key, const T* X,
+                     const int64_t* rows, int64_t m, int64_t K) {
+  // The rows come from all over X (mostly from memory): the rows two ahead are fetched into L2
+  // meanwhile (measured at batch 128: the epoch's sorting and gathering took 33 ms so, against
+  // 45-53 ms without prefetching or when prefetching into L1).
   constexpr int64_t AHEAD = 2;
   const int64_t lines = (K * int64_t(sizeof(T)) + 63) / 64;
   for (int64_t i = 0; i < m; ++i) {
@@ -566,8 +565,8 @@ void first_sort_rows(int64_t* sorted, int32_t* scratch, const T* X, const int64_
     }
     key[i] = pattern_key(X + rows[i] * K, K);
   }
-  sort_by_key(scratch, scratch + m, key, m);
-  for (int64_t i = 0; i < m; ++i) sorted[i] = rows[scratch[i]];
+  sort_by_key(order, order + m, key, m);
+  for (int64_t i = 0; i < m; ++i) sorted[i] = rows[order[i]];
 }
 
 template <typename T>
@@ -664,8 +663,8 @@ void first_backward_sgd(T* wt, T* buft, const T* xt, int64_t ldxt, const T* dz, 
                                               int64_t);                                        \
   template void first_forward<T>(T*, const T*, const int64_t*, int64_t, int64_t, int64_t,      \
                                  const T*, int64_t, const T*, Act, T, bool);                   \
-  template void first_sort_rows<T>(int64_t*, int32_t*, const T*, const int64_t*, int64_t,      \
-                                   int64_t);                                                   \
+  template void first_sort_rows<T>(int64_t*, int32_t*, uint16_t*, const T*, const int64_t*,    \
+                                   int64_t, int64_t);                                          \
   template void first_backward_sgd<T>(T*, T*, const T*, int64_t, const T*, int64_t, int64_t,   \
                                       int64_t, int64_t, const SgdParams&, bool);
 GK_INSTANTIATE(float)
