@@ -4,6 +4,7 @@
 // unit could be merged with this one by the linker.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 #include "kernels/gemm.hpp"
@@ -27,6 +28,26 @@ inline void tn_sums(T* c, const T* a, int64_t lda, const T* b, int64_t ldb, int6
     if (accumulate) v += c[j];
     if (bias) v += bias[j];
     c[j] = apply_act(v, act, slope);
+  }
+}
+
+// Rows [i0, i1) of C = act(A Bᵀ [+ C] [+ bias]) for a K of at most 3 (a tiny network's
+// forward product), the K fixed so no loop or remainder test runs per element: the same FMA
+// chain from zero as the general loop's scalar remainder, so the same bits.
+template <typename T, int K>
+inline void nt_short(int64_t i0, int64_t i1, int64_t N, const T* A, int64_t lda, const T* B,
+                     int64_t ldb, T* C, int64_t ldc, bool accumulate, const T* bias, Act act,
+                     T slope) {
+  for (int64_t i = i0; i < i1; ++i) {
+    const T* a = A + i * lda;
+    for (int64_t j = 0; j < N; ++j) {
+      const T* b = B + j * ldb;
+      T acc = T(0);
+      for (int p = 0; p < K; ++p) acc = std::fma(a[p], b[p], acc);
+      if (accumulate) acc += C[i * ldc + j];
+      if (bias) acc += bias[j];
+      C[i * ldc + j] = apply_act(acc, act, slope);
+    }
   }
 }
 
@@ -58,6 +79,14 @@ inline void rows_layout(int64_t i0, int64_t i1, int64_t N, int64_t K, const T* A
       }
     }
     return;
+  }
+  if constexpr (!TA && TB) {
+    switch (K) {
+      case 1: nt_short<T, 1>(i0, i1, N, A, lda, B, ldb, C, ldc, accumulate, bias, act, slope); return;
+      case 2: nt_short<T, 2>(i0, i1, N, A, lda, B, ldb, C, ldc, accumulate, bias, act, slope); return;
+      case 3: nt_short<T, 3>(i0, i1, N, A, lda, B, ldb, C, ldc, accumulate, bias, act, slope); return;
+      default: break;
+    }
   }
   for (int64_t i = i0; i < i1; ++i) {
     for (int64_t j = 0; j < N; ++j) {
