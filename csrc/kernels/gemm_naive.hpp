@@ -4,7 +4,6 @@
 // unit could be merged with this one by the linker.
 #pragma once
 
-#include <cmath>
 #include <cstdint>
 
 #include "kernels/gemm.hpp"
@@ -32,8 +31,10 @@ inline void tn_sums(T* c, const T* a, int64_t lda, const T* b, int64_t ldb, int6
 }
 
 // Rows [i0, i1) of C = act(A Bᵀ [+ C] [+ bias]) for a K of at most 3 (a tiny network's
-// forward product), the K fixed so no loop or remainder test runs per element: the same FMA
-// chain from zero as the general loop's scalar remainder, so the same bits.
+// forward product), the K fixed so no loop or remainder test runs per element: a chain from
+// zero contracted to FMAs where the ISA has them. That is the general loop's float32 result;
+// its vectorised float64 part multiplied and added separately for K = 2 and 3 (last-bit
+// differences).
 template <typename T, int K>
 inline void nt_short(int64_t i0, int64_t i1, int64_t N, const T* A, int64_t lda, const T* B,
                      int64_t ldb, T* C, int64_t ldc, bool accumulate, const T* bias, Act act,
@@ -43,7 +44,7 @@ inline void nt_short(int64_t i0, int64_t i1, int64_t N, const T* A, int64_t lda,
     for (int64_t j = 0; j < N; ++j) {
       const T* b = B + j * ldb;
       T acc = T(0);
-      for (int p = 0; p < K; ++p) acc = std::fma(a[p], b[p], acc);
+      for (int p = 0; p < K; ++p) acc += a[p] * b[p];
       if (accumulate) acc += C[i * ldc + j];
       if (bias) acc += bias[j];
       C[i * ldc + j] = apply_act(acc, act, slope);
