@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import gradkit as gk
+from gradkit import backends as _backends
 from gradkit import _config, losses, nn, optim
 from gradkit.train import TrainingDivergedError
 
@@ -441,10 +442,12 @@ def test_digits_reaches_95_percent():
     assert acc >= 0.95
 
 
+@pytest.mark.parametrize("shuffle", [True, False])
 @pytest.mark.parametrize("fused_backend", FUSED_BACKENDS)
-def test_several_epochs_per_call_equal_one_epoch_per_call(fused_backend):
-    """Without validation/bar/schedule fit runs epochs in blocks; with validation_data it runs
-    one epoch per call. The parameters and per-epoch losses must not depend on that."""
+def test_several_epochs_per_call_equal_one_epoch_per_call(fused_backend, shuffle):
+    """Without validation/bar/schedule fit runs epochs in blocks (unshuffled, every epoch of a
+    block reads one order); with validation_data it runs one epoch per call. The parameters and
+    per-epoch losses must not depend on that."""
     X, y = blobs(90)  # 90 rows, batch 20: 4 full batches and one of 10 per epoch
     runs = []
     for validate in (False, True):
@@ -452,11 +455,48 @@ def test_several_epochs_per_call_equal_one_epoch_per_call(fused_backend):
             model = mlp([5, 6, 3], [nn.ReLU])
             hist = gk.fit(model, losses.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.1,
                           momentum=0.9), X, y, epochs=5, batch_size=20, seed=3, progress=False,
-                          validation_data=(X, y) if validate else None)
+                          shuffle=shuffle, validation_data=(X, y) if validate else None)
         runs.append((params_of(model), hist.loss))
     for a, b in zip(runs[0][0], runs[1][0]):
         np.testing.assert_array_equal(a, b)
     assert runs[0][1] == runs[1][1] and len(runs[0][1]) == 5
+
+
+@pytest.mark.parametrize("fused_backend", FUSED_BACKENDS)
+def test_one_epoch_perm_serves_every_epoch_of_a_call(fused_backend):
+    """A perm of exactly one epoch is read by every epoch of the call: the same bits as that
+    order repeated, steps beyond the first epoch included; a longer perm must hold whole epochs
+    and the steps asked for."""
+    X, y = blobs(90)
+    order = np.random.default_rng(5).permutation(90).astype(np.int64)
+    results = []
+    for perm in (order, np.tile(order, 3)):
+        model = mlp([5, 6, 3], [nn.ReLU])
+        ws = [lin.weight.value for lin in model if isinstance(lin, nn.Linear)]
+        bs = [lin.bias.value for lin in model if isinstance(lin, nn.Linear)]
+        bufs_w = [np.zeros_like(w) for w in ws]
+        bufs_b = [np.zeros_like(b) for b in bs]
+        step_loss = np.zeros(15)  # 3 epochs of 5 steps (batch 20)
+        ops = _backends.load(fused_backend)
+        done = ops.mlp_epoch(ws, bs, bufs_w, bufs_b, ["relu", "none"], 0.01, "cross_entropy",
+                             "mean", False, X, y, perm, 20, 0, 15, 0.1, 0.9, 0.0, False, 0.0,
+                             True, step_loss)
+        assert done == 15
+        results.append((ws + bs + bufs_w + bufs_b, step_loss))
+    for a, b in zip(results[0][0], results[1][0]):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+    if fused_backend == "cpp":
+        model = mlp([5, 6, 3], [nn.ReLU])
+        args = ([lin.weight.value for lin in model if isinstance(lin, nn.Linear)],
+                [lin.bias.value for lin in model if isinstance(lin, nn.Linear)], [None, None],
+                [None, None], ["relu", "none"], 0.01, "cross_entropy", "mean", False, X, y)
+        with pytest.raises(ValueError, match="steps out of range"):
+            _backends.load("cpp").mlp_epoch(*args, np.tile(order, 2), 20, 0, 11, 0.1, 0.0, 0.0,
+                                              False, 0.0, True, np.zeros(11))
+        with pytest.raises(ValueError, match="whole epochs"):
+            _backends.load("cpp").mlp_epoch(*args, order[:50], 20, 0, 1, 0.1, 0.0, 0.0, False,
+                                              0.0, True, np.zeros(1))
 
 
 def test_divergence_in_a_later_epoch_of_a_block_names_that_epoch():

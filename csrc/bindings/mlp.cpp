@@ -83,9 +83,11 @@ int64_t run(py::list weights, py::list biases, py::list weight_bufs, py::list bi
   const int64_t n_rows = X.shape(0);
   if (n_rows < 1 || n_perm % n_rows != 0)
     throw py::value_error("perm must hold whole epochs: a multiple of X's rows");
+  // One epoch's order serves every epoch of the call; several are taken in turn.
+  const int64_t perm_stride = n_perm == n_rows ? 0 : n_rows;
   const int64_t steps_per_epoch = batch < 1 ? 0 : (n_rows + batch - 1) / batch;
   if (batch < 1 || first_step < 0 || n_steps < 0 ||
-      first_step + n_steps > steps_per_epoch * (n_perm / n_rows))
+      (perm_stride != 0 && first_step + n_steps > steps_per_epoch * (n_perm / n_rows)))
     throw py::value_error("steps out of range for the permutation and batch size");
   gkpy::require_dim(step_loss.size(), n_steps, "step_loss size");
   const int64_t* pv = perm.data();
@@ -128,8 +130,8 @@ int64_t run(py::list weights, py::list biases, py::list weight_bufs, py::list bi
   const int64_t* p = perm.data();
   double* out = step_loss.mutable_data();
   py::gil_scoped_release release;
-  return gk::mlp_epoch<T>(out, layers, T(slope), loss, sgd, x, labels, targets, p, n_rows, batch,
-                          first_step, n_steps);
+  return gk::mlp_epoch<T>(out, layers, T(slope), loss, sgd, x, labels, targets, p, perm_stride,
+                          n_rows, batch, first_step, n_steps);
 }
 
 }  // namespace

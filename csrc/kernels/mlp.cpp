@@ -228,8 +228,9 @@ double mlp_sparse_threshold() {
 template <typename T>
 int64_t mlp_epoch(double* step_loss, std::vector<MlpLayer<T>>& layers, T slope,
                   const MlpLossParams& loss, const SgdParams& sgd_in, const T* X,
-                  const int64_t* labels, const T* targets, const int64_t* perm, int64_t n_rows,
-                  int64_t batch_size, int64_t first_step, int64_t n_steps) {
+                  const int64_t* labels, const T* targets, const int64_t* perm,
+                  int64_t perm_stride, int64_t n_rows, int64_t batch_size, int64_t first_step,
+                  int64_t n_steps) {
   // A batch larger than the data is the whole data (one step per epoch): buffers need no more.
   const int64_t batch = std::min(batch_size, n_rows);
   const int64_t steps_per_epoch = (n_rows + batch - 1) / batch;
@@ -303,7 +304,7 @@ int64_t mlp_epoch(double* step_loss, std::vector<MlpLayer<T>>& layers, T slope,
     const int64_t epoch = (first_step + s) / steps_per_epoch;
     const int64_t offset = ((first_step + s) % steps_per_epoch) * batch;
     const int64_t m = std::min(batch, n_rows - offset);
-    const int64_t* rows = perm + epoch * n_rows + offset;
+    const int64_t* rows = perm + epoch * perm_stride + offset;
 #if defined(GRADKIT_HAVE_AVX512)
     // The transposed first layer takes the batch's rows in an order that puts similar zero
     // patterns side by side (its forward product pairs neighbouring rows). The batch is the
@@ -432,7 +433,7 @@ int64_t mlp_epoch(double* step_loss, std::vector<MlpLayer<T>>& layers, T slope,
 #define GK_INSTANTIATE(T)                                                                     \
   template int64_t mlp_epoch<T>(double*, std::vector<MlpLayer<T>>&, T, const MlpLossParams&, \
                                 const SgdParams&, const T*, const int64_t*, const T*,       \
-                                const int64_t*, int64_t, int64_t, int64_t, int64_t);
+                                const int64_t*, int64_t, int64_t, int64_t, int64_t, int64_t);
 GK_INSTANTIATE(float)
 GK_INSTANTIATE(double)
 #undef GK_INSTANTIATE

@@ -5,10 +5,12 @@
 //
 // Shapes: X is (N, IN0); layer l has weight (OUT_l, IN_l), bias (OUT_l) and IN_{l+1} = OUT_l.
 // Targets: labels (N,) int64 in [0, OUT_last) for cross-entropy, else targets (N, OUT_last).
-// perm holds the row order of one or more epochs back to back (n_perm = epochs * N); each epoch
-// is split into ceil(N / batch) mini-batches, the last one possibly smaller, so step s takes
-// rows perm[e * N + k * batch, e * N + min((k + 1) * batch, N)) with e = s / steps_per_epoch and
-// k = s % steps_per_epoch. Several epochs per call save the per-call cost for tiny networks.
+// perm holds the row order of one or more epochs back to back, epoch e's at perm + e * stride
+// (stride = N, or 0 when every epoch of the call takes the same order, e.g. without shuffling);
+// each epoch is split into ceil(N / batch) mini-batches, the last one possibly smaller, so step
+// s takes rows perm[e * stride + k * batch, e * stride + min((k + 1) * batch, N)) with
+// e = s / steps_per_epoch and k = s % steps_per_epoch. Several epochs per call save the
+// per-call cost for tiny networks.
 // Deterministic: GEMM splits over rows/columns only, every other loop is elementwise or
 // reduces in a fixed order, so 1 and 2 threads give bitwise the same parameters.
 // The kernel trusts its input (sizes consistent, indices in range, buffers not aliased).
@@ -57,8 +59,9 @@ struct MlpLossParams {
 template <typename T>
 int64_t mlp_epoch(double* step_loss, std::vector<MlpLayer<T>>& layers, T slope,
                   const MlpLossParams& loss, const SgdParams& sgd, const T* X,
-                  const int64_t* labels, const T* targets, const int64_t* perm, int64_t n_rows,
-                  int64_t batch, int64_t first_step, int64_t n_steps);
+                  const int64_t* labels, const T* targets, const int64_t* perm,
+                  int64_t perm_stride, int64_t n_rows, int64_t batch, int64_t first_step,
+                  int64_t n_steps);
 
 // The fused epoch skips exact zeros of the input in the first layer when a batch has at least
 // this fraction of them (default 0.4); 0 always skips, anything above 1 never does. The result

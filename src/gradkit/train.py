@@ -299,7 +299,7 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 3
             perms = [rng.permutation(n) for _ in range(nb)]
             perm = (perms[0] if nb == 1 else np.concatenate(perms)).astype(np.int64, copy=False)
         else:
-            perm = np.tile(np.arange(n, dtype=np.int64), nb)
+            perm = np.arange(n, dtype=np.int64)  # every epoch of the call takes this order
         snapshot = [p.value.copy() for p in params]
         step_loss = np.zeros(nb * steps, dtype=np.float64)
         bar = None

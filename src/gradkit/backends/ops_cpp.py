@@ -109,7 +109,8 @@ def kmeans_mean_variance(X, n_threads=1):
 # mlp_epoch(weights, biases, weight_bufs, bias_bufs, activations, slope, loss, reduction, half,
 #           X, y, perm, batch_size, first_step, n_steps, lr, momentum, dampening, nesterov,
 #           weight_decay, first, step_loss) -> steps done
-# perm holds one or more epochs' row orders back to back (a multiple of X's rows); each epoch
+# perm holds one epoch's row order (X's rows), which every epoch of the call takes, or several
+# epochs' orders back to back (a multiple of X's rows), taken in turn; each epoch
 # is cut into ceil(N / batch) mini-batches (the last may be smaller). Runs mini-batches
 # first_step .. first_step + n_steps - 1, counted across those epochs, in place on the parameters and momentum buffers; writes each batch's loss to step_loss and
 # stops early (returning the steps done) at a non-finite loss, without updating for it.

@@ -1133,6 +1133,8 @@ def _mlp_epoch_flat(theta, bufs, off_w, off_b, dims, acts, slope, loss_code, mea
     n_in0 = dims[0]
     n_out = dims[n_layers]
     steps_per_epoch = (n_rows + batch - 1) // batch
+    # one epoch's order in perm serves every epoch of the call; several are taken in turn
+    perm_stride = 0 if perm.shape[0] == n_rows else n_rows
     batch = min(batch, n_rows)  # a batch larger than the data is the whole data
     grad = np.zeros_like(theta)
     xf = X.reshape(n_rows * n_in0)
@@ -1161,7 +1163,7 @@ def _mlp_epoch_flat(theta, bufs, off_w, off_b, dims, acts, slope, loss_code, mea
     lb = np.empty(batch, dtype=np.int64)
     for s in range(n_steps):
         offset = ((first_step + s) % steps_per_epoch) * batch
-        start = ((first_step + s) // steps_per_epoch) * n_rows + offset
+        start = ((first_step + s) // steps_per_epoch) * perm_stride + offset
         m = min(batch, n_rows - offset)
         # The batch's rows: read in place when consecutive (no shuffle), else gathered with
         # element loops (a slice per row costs more than a short row). The check has no early
