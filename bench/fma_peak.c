@@ -22,11 +22,20 @@ static double cpu_seconds(void) {
 
 int main(void) {
   const long n = 200000000;
-  double t = cpu_seconds();
+  double t;
+  /* ZMM registers only where the CPU has AVX-512F (an AVX2-only CPU, such as AMD Zen 3, would
+   * stop with an illegal instruction). */
+  __builtin_cpu_init();
+  if (!__builtin_cpu_supports("avx512f")) {
+    printf("float32 peak, ZMM FMAs: n/a (no AVX-512 on this CPU)\n");
+    goto ymm;
+  }
+  t = cpu_seconds();
   __asm__ volatile("mov %0, %%rcx\n1:\n" FMA12("zmm") "dec %%rcx\njnz 1b\n"
                    : : "r"(n) : "rcx", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6",
                      "xmm7", "xmm8", "xmm9", "xmm10", "xmm11");
   printf("float32 peak, ZMM FMAs: %.1f GFLOP/s\n", 12.0 * 32 * n / (cpu_seconds() - t) / 1e9);
+ymm:
   t = cpu_seconds();
   __asm__ volatile("mov %0, %%rcx\n1:\n" FMA12("ymm") "dec %%rcx\njnz 1b\n"
                    : : "r"(n) : "rcx", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6",
