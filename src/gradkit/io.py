@@ -16,14 +16,15 @@ import zipfile
 import numpy as np
 
 from gradkit import nn as _nn
+from gradkit.backends._spec import ACTIVATION_LAYERS
 
 __all__ = ["save", "load", "ModelFileError"]
 
 FORMAT = "gradkit-model"
 VERSION = 1
 _ARCH_KEY = "__gradkit_architecture__"
-_ACTIVATIONS = {"ReLU": _nn.ReLU, "Sigmoid": _nn.Sigmoid, "Tanh": _nn.Tanh,
-                "Softmax": _nn.Softmax, "Identity": _nn.Identity}
+# Layers without arguments, by class name (LeakyReLU, with its slope, is handled on its own).
+_ACTIVATIONS = {layer: getattr(_nn, layer) for layer in ACTIVATION_LAYERS if layer != "LeakyReLU"}
 
 
 class ModelFileError(ValueError):

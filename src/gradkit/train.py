@@ -23,6 +23,7 @@ import numpy as np
 
 from gradkit import _config, losses as _losses, nn as _nn
 from gradkit._validation import float_array, label_array, positive_int
+from gradkit.backends import _spec
 from gradkit.optim import SGD
 
 __all__ = ["fit", "predict", "evaluate", "History", "Evaluation", "TrainingDivergedError"]
@@ -121,10 +122,10 @@ def _check_common(model, loss_fn):
 # ---------------------------------------------------------------------------- fused path
 
 
-_FUSED_ACTS = {_nn.ReLU: "relu", _nn.LeakyReLU: "leaky_relu", _nn.Sigmoid: "sigmoid",
-               _nn.Tanh: "tanh"}
-_FUSED_LOSSES = {_losses.CrossEntropyLoss: "cross_entropy", _losses.MSELoss: "mse",
-                 _losses.L1Loss: "l1", _losses.BCEWithLogitsLoss: "bce_with_logits"}
+_FUSED_ACTS = {getattr(_nn, layer): op for layer, op in _spec.ACTIVATION_LAYERS.items()
+               if op in _spec.ACTIVATIONS and op != "none"}
+_FUSED_LOSSES = {getattr(_losses, layer): loss for layer, loss in _spec.LOSS_LAYERS.items()
+                 if loss in _spec.FUSED_LOSSES}
 
 
 @dataclass
@@ -139,7 +140,7 @@ class _Plan:
 
 def _fused_plan(model, loss_fn, optimizer):
     """How to run this model as one compiled epoch, or (None, reason) when it cannot."""
-    if not hasattr(_config.ops(), "mlp_epoch"):
+    if not _spec.implements(_config.get_backend(), "mlp_epoch"):
         return None, f"the {_config.get_backend()!r} backend has no fused epoch"
     layers = model.layers if isinstance(model, _nn.Sequential) else [model]
     linears, acts, slopes = [], [], set()
