@@ -115,3 +115,18 @@ def choice(value, name, options):
     if value not in options:
         raise ValueError(f"{name}={value!r} must be one of {', '.join(map(repr, options))}")
     return value
+
+
+def adam_hyperparameters(lr, betas, eps, weight_decay):
+    """(lr, beta1, beta2, eps, weight_decay) checked with PyTorch's rules for Adam/AdamW."""
+    lr = real_number(lr, "lr", low=0.0)
+    if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
+        raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+    beta1 = real_number(betas[0], "betas[0]", low=0.0)
+    beta2 = real_number(betas[1], "betas[1]", low=0.0)
+    for name, beta in (("betas[0]", beta1), ("betas[1]", beta2)):
+        if beta >= 1.0:
+            raise ValueError(f"{name}={beta} must be in [0, 1)")
+    eps = real_number(eps, "eps", low=0.0)
+    weight_decay = real_number(weight_decay, "weight_decay", low=0.0)
+    return lr, beta1, beta2, eps, weight_decay

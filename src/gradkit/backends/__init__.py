@@ -32,6 +32,14 @@ Optimiser
     sgd_step(param, grad, buf, lr, momentum, dampening, nesterov, weight_decay, first) -> None
         in place on param and buf (buf is None when momentum == 0); PyTorch semantics: with
         momentum, buf = g on the first step, else buf = momentum*buf + (1-dampening)*g.
+    adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, beta1, beta2, eps,
+              weight_decay, amsgrad, decoupled) -> None
+        in place on param, exp_avg (m), exp_avg_sq (v) and max_exp_avg_sq (None unless
+        amsgrad); step is the 1-based count including this step. PyTorch's Adam/AdamW:
+        decoupled: param *= 1 - lr*weight_decay, g = grad; else g = grad + weight_decay*param;
+        m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g*g; amsgrad: vmax = max(vmax, v) replaces v;
+        param -= (lr / (1 - b1**step)) * m / (sqrt(v) / sqrt(1 - b2**step) + eps), with the
+        scalar factors computed in float64 and rounded once to param's dtype.
 K-means (X (n, d) and centers (k, d) of one float dtype; sample_weight (n,) of that dtype or
 None for unit weights; labels int32; n_threads an int; sums and inertia in float64)
     kmeans_lloyd_step(X, sample_weight, centers, labels, n_threads)
