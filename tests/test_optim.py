@@ -109,3 +109,153 @@ def test_same_parameter_twice_is_refused():
     p = nn.Parameter(np.zeros(2))
     with pytest.raises(ValueError, match="same Parameter twice"):
         optim.SGD([p, p], lr=0.1)
+
+
+# ------------------------------------------------------------------------------ Adam / AdamW
+
+ADAM_SETTINGS = [
+    (optim.Adam, dict()),
+    (optim.Adam, dict(weight_decay=0.05)),
+    (optim.Adam, dict(amsgrad=True)),
+    (optim.Adam, dict(betas=(0.8, 0.99), eps=1e-6, weight_decay=0.01, amsgrad=True)),
+    (optim.AdamW, dict()),
+    (optim.AdamW, dict(weight_decay=0.1, amsgrad=True)),
+]
+
+
+def _adam_id(setting):
+    cls, kw = setting
+    return cls.__name__ + "".join(f",{a}={b}" for a, b in kw.items())
+
+
+def _needs_adam(backend):
+    if not hasattr(_config.ops(), "adam_step"):
+        pytest.skip(f"backend {backend!r} has no adam_step on this branch (the numba one comes "
+                    "with the backend registry)")
+
+
+def _torch_mlp(torch, model):
+    layers = []
+    for layer in model.layers:
+        if isinstance(layer, nn.Linear):
+            lin = torch.nn.Linear(layer.in_features, layer.out_features).double()
+            with torch.no_grad():
+                lin.weight.copy_(torch.from_numpy(layer.weight.value))
+                lin.bias.copy_(torch.from_numpy(layer.bias.value))
+            layers.append(lin)
+        else:
+            layers.append(torch.nn.Tanh())
+    return torch.nn.Sequential(*layers)
+
+
+@pytest.mark.parametrize("setting", ADAM_SETTINGS, ids=_adam_id)
+def test_adam_matches_torch_over_50_steps_on_an_mlp(backend, setting):
+    torch = pytest.importorskip("torch")
+    _needs_adam(backend)
+    cls, kw = setting
+    model = nn.Sequential(nn.Linear(4, 8, dtype=np.float64, seed=1), nn.Tanh(),
+                          nn.Linear(8, 3, dtype=np.float64, seed=2))
+    tmodel = _torch_mlp(torch, model)
+    w0 = model.parameters()[0].value.copy()
+    loss_fn = gk.losses.MSELoss()
+    opt = cls(model.parameters(), lr=0.01, **kw)
+    topt = getattr(torch.optim, cls.__name__)(tmodel.parameters(), lr=0.01, **kw)
+    rng = np.random.default_rng(7)
+    for _ in range(50):
+        x, y = rng.normal(size=(16, 4)), rng.normal(size=(16, 3))
+        opt.zero_grad()
+        loss_fn(model(x), y)
+        model.backward(loss_fn.backward())
+        opt.step()
+        topt.zero_grad()
+        torch.nn.functional.mse_loss(tmodel(torch.from_numpy(x)), torch.from_numpy(y)).backward()
+        topt.step()
+    theirs = [t.detach().numpy() for t in tmodel.parameters()]
+    for mine, ref in zip(model.parameters(), theirs):
+        np.testing.assert_allclose(mine.value, ref, rtol=1e-9, atol=1e-11)
+    # The parameters moved: 50 steps of about lr each, so a no-op optimizer cannot pass.
+    assert np.abs(model.parameters()[0].value - w0).max() > 0.05
+
+
+@pytest.mark.parametrize("amsgrad", [False, True])
+@pytest.mark.parametrize("decoupled", [False, True])
+@pytest.mark.parametrize("size", [7, 70_001])  # one chunk; many chunks, threads may split them
+def test_adam_step_backends_match_numpy(backend, dtype, amsgrad, decoupled, size):
+    _needs_adam(backend)
+    from gradkit.backends import ops_numpy
+    from conftest import TOL
+
+    rng = np.random.default_rng(3)
+    start = rng.normal(size=size).astype(dtype)
+    mine = [start.copy(), np.zeros_like(start), np.zeros_like(start), np.zeros_like(start)]
+    ref = [a.copy() for a in mine]
+    ops = _config.ops()
+    for step in range(1, 6):
+        g = rng.normal(size=size).astype(dtype)
+        for fn, (p, m, v, vmax) in ((ops.adam_step, mine), (ops_numpy.adam_step, ref)):
+            fn(p, g, m, v, vmax if amsgrad else None, step, 0.01, 0.9, 0.999, 1e-8, 0.05,
+               amsgrad, decoupled)
+    for a, b in zip(mine, ref):
+        np.testing.assert_allclose(a, b, **TOL[dtype])
+    assert not np.array_equal(mine[0], start)
+
+
+def test_functional_adam_step_is_the_first_step_formula():
+    p = np.array([1.0, -2.0])
+    g = np.array([0.5, 0.25])
+    m, v = np.zeros(2), np.zeros(2)
+    F = gk.functional
+    F.adam_step(p, g, m, v, 1, lr=0.1)
+    # Step 1: m/(1-b1) = g and v/(1-b2) = g², so the update is lr * g / (|g| + eps).
+    np.testing.assert_allclose(p, [1.0 - 0.1, -2.0 - 0.1], rtol=1e-7)
+    np.testing.assert_allclose(m, 0.1 * g)
+    np.testing.assert_allclose(v, 0.001 * g * g)
+
+
+def test_fit_with_adam_runs_layer_by_layer_and_matches_numpy(backend):
+    _needs_adam(backend)
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(60, 3)), rng.integers(0, 2, size=60)
+
+    def run():
+        model = nn.Sequential(nn.Linear(3, 5, dtype=np.float64, seed=0), nn.ReLU(),
+                              nn.Linear(5, 2, dtype=np.float64, seed=1))
+        hist = gk.fit(model, gk.losses.CrossEntropyLoss(), optim.Adam(model.parameters(), lr=0.01),
+                      X, y, epochs=3, batch_size=16, seed=4, progress=False)
+        return model, hist
+
+    model, hist = run()
+    assert hist.fused is False
+    with gk.use_backend("numpy"):
+        ref, _ = run()
+    for a, b in zip(model.parameters(), ref.parameters()):
+        np.testing.assert_allclose(a.value, b.value, rtol=1e-10, atol=1e-12)
+
+
+def test_fit_fused_true_with_adam_says_why_not():
+    model = nn.Sequential(nn.Linear(3, 2, dtype=np.float64, seed=0))
+    with pytest.raises(ValueError, match="fused epoch runs SGD only, not AdamW"):
+        gk.fit(model, gk.losses.MSELoss(), optim.AdamW(model.parameters()), np.zeros((4, 3)),
+               np.zeros((4, 2)), fused=True, progress=False)
+
+
+@pytest.mark.parametrize("make, exc, match", [
+    (lambda: optim.Adam(_p(), lr=-1e-3), ValueError, "lr=-0.001 must be >= 0"),
+    (lambda: optim.Adam(_p(), lr=float("inf")), ValueError, "lr=inf must be finite"),
+    (lambda: optim.Adam(_p(), betas=(1.0, 0.999)), ValueError, r"betas\[0\]=1.0 must be in \[0, 1\)"),
+    (lambda: optim.Adam(_p(), betas=(0.9, -0.1)), ValueError, r"betas\[1\]=-0.1 must be >= 0"),
+    (lambda: optim.Adam(_p(), betas=0.9), TypeError, "betas must be a pair"),
+    (lambda: optim.Adam(_p(), eps=-1e-8), ValueError, "eps=-1e-08 must be >= 0"),
+    (lambda: optim.AdamW(_p(), weight_decay=-0.1), ValueError, "weight_decay=-0.1 must be >= 0"),
+    (lambda: optim.Adam(_p(), amsgrad="yes"), TypeError, "amsgrad must be a bool"),
+    (lambda: optim.Adam([], lr=0.1), ValueError, "params is empty"),
+    (lambda: gk.functional.adam_step(np.zeros(2), np.zeros(2), np.zeros(2), np.zeros(2), 0),
+     ValueError, "step=0 must be >= 1"),
+    (lambda: gk.functional.adam_step(np.zeros(2), np.zeros(2), np.zeros(3), np.zeros(2), 1),
+     ValueError, "exp_avg must have the shape"),
+    (lambda: gk.functional.adam_step(np.zeros(2), np.zeros(2), np.zeros(2), np.zeros(2), 1,
+                                     amsgrad=True), ValueError, "max_exp_avg_sq is required"),
+])
+def test_bad_adam_arguments(make, exc, match):
+    with pytest.raises(exc, match=match):
+        make()

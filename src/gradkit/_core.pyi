@@ -89,6 +89,14 @@ def sgd_step(param: _Array[_F], grad: _Array[_F], buf: _Array[_F] | None, lr: fl
              first: bool) -> None:
     """In place on param (and buf, required when momentum != 0); PyTorch semantics."""
 
+# -------------------------------------------------------------------------- optim.cpp
+def adam_step(param: _Array[_F], grad: _Array[_F], exp_avg: _Array[_F], exp_avg_sq: _Array[_F],
+              max_exp_avg_sq: _Array[_F] | None, step: int, lr: float, beta1: float,
+              beta2: float, eps: float, weight_decay: float, amsgrad: bool,
+              decoupled: bool) -> None:
+    """In place on param and the moments (max_exp_avg_sq required when amsgrad); PyTorch's
+    Adam (decoupled=False) or AdamW (decoupled=True); step counts from 1."""
+
 # ---------------------------------------------------------------------------- mlp.cpp
 def mlp_epoch(weights: list[_Array[_F]], biases: list[_Array[_F] | None],
               weight_bufs: list[_Array[_F] | None], bias_bufs: list[_Array[_F] | None],

@@ -117,6 +117,7 @@ def choice(value, name, options):
     return value
 
 
+<<<<<<< HEAD
 def first_nonfinite(arr):
     """Index tuple of the first NaN or infinite entry of a float array, or None if all are finite.
 
@@ -147,3 +148,18 @@ def require_finite(arr, name, *, opt_out="check_finite=False"):
                          f"{arr[index]}; clean or impute the data, or pass {opt_out} to skip "
                          "this check")
     return arr
+=======
+def adam_hyperparameters(lr, betas, eps, weight_decay):
+    """(lr, beta1, beta2, eps, weight_decay) checked with PyTorch's rules for Adam/AdamW."""
+    lr = real_number(lr, "lr", low=0.0)
+    if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
+        raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+    beta1 = real_number(betas[0], "betas[0]", low=0.0)
+    beta2 = real_number(betas[1], "betas[1]", low=0.0)
+    for name, beta in (("betas[0]", beta1), ("betas[1]", beta2)):
+        if beta >= 1.0:
+            raise ValueError(f"{name}={beta} must be in [0, 1)")
+    eps = real_number(eps, "eps", low=0.0)
+    weight_decay = real_number(weight_decay, "weight_decay", low=0.0)
+    return lr, beta1, beta2, eps, weight_decay
+>>>>>>> optim

@@ -24,7 +24,7 @@ import numpy as np
 from gradkit import _config, _train_checks, losses as _losses, nn as _nn
 from gradkit._validation import float_array, label_array, positive_int, require_finite
 from gradkit.backends import _spec
-from gradkit.optim import SGD
+from gradkit.optim import SGD, Optimizer
 
 __all__ = ["fit", "predict", "evaluate", "History", "Evaluation", "TrainingDivergedError"]
 
@@ -161,7 +161,7 @@ def _fused_plan(model, loss_fn, optimizer):
     if type(loss_fn) not in _FUSED_LOSSES or loss_fn.reduction == "none":
         return None, f"{loss_fn!r} is not supported"
     if type(optimizer) is not SGD:
-        return None, "the optimizer is not gradkit.optim.SGD"
+        return None, f"the fused epoch runs SGD only, not {type(optimizer).__name__}"
     params = model.parameters()
     index = {id(p): i for i, p in enumerate(optimizer.params)}
     if len(index) != len(params) or any(id(p) not in index for p in params):
@@ -257,8 +257,9 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 3
     (and momentum) go back to the start of that epoch (of the block of epochs run in one call).
     """
     _check_common(model, loss_fn)
-    if not isinstance(optimizer, SGD):
-        raise TypeError(f"optimizer must be a gradkit.optim.SGD, got {type(optimizer).__name__}")
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"optimizer must be a gradkit.optim.SGD, Adam or AdamW, got "
+                        f"{type(optimizer).__name__}")
     _train_checks.check_optimizer_params(model, optimizer)
     if loss_fn.reduction == "none":
         raise ValueError("loss_fn.reduction='none' cannot drive training; use 'mean' or 'sum'")

@@ -101,7 +101,6 @@ _TABLE = [
         "sgd_step(param, grad, buf, lr, momentum, dampening, nesterov, weight_decay, first) -> "
         "None, in place on param and buf (None when momentum == 0); PyTorch semantics: with "
         "momentum, buf = g on the first step, else buf = momentum*buf + (1-dampening)*g."),
-    # numpy, cpp and cython get adam_step from the optim branch (issue 14): add them here then.
     _op("adam_step", "optimizer",
         "adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, beta1, beta2, "
         "eps, weight_decay, amsgrad, decoupled) -> None, in place, PyTorch semantics: g = grad "
@@ -109,7 +108,7 @@ _TABLE = [
         "first); m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g^2; bc1 = 1 - b1^step, bc2 = "
         "1 - b2^step; amsgrad: vmax = max(vmax, v) and denom = sqrt(vmax)/sqrt(bc2) + eps, else "
         "denom = sqrt(v)/sqrt(bc2) + eps; param -= (lr/bc1) * m/denom. step counts from 1; "
-        "max_exp_avg_sq is None unless amsgrad.", {"numba"}),
+        "max_exp_avg_sq is None unless amsgrad."),
     # ---- k-means: X (n, d) and centers (k, d) of one float dtype; sample_weight (n,) of that
     # dtype or None for unit weights; labels int32; n_threads an int; sums and inertia float64.
     _op("kmeans_lloyd_step", "kmeans",

@@ -69,6 +69,13 @@ def sgd_step(param, grad, buf, lr, momentum, dampening, nesterov, weight_decay, 
                    float(weight_decay), bool(first))
 
 
+def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, beta1, beta2, eps,
+              weight_decay, amsgrad, decoupled):
+    _core.adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, int(step), float(lr),
+                    float(beta1), float(beta2), float(eps), float(weight_decay), bool(amsgrad),
+                    bool(decoupled))
+
+
 # ---- k-means
 
 
