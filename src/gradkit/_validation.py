@@ -117,7 +117,6 @@ def choice(value, name, options):
     return value
 
 
-<<<<<<< HEAD
 def first_nonfinite(arr):
     """Index tuple of the first NaN or infinite entry of a float array, or None if all are finite.
 
@@ -148,7 +147,8 @@ def require_finite(arr, name, *, opt_out="check_finite=False"):
                          f"{arr[index]}; clean or impute the data, or pass {opt_out} to skip "
                          "this check")
     return arr
-=======
+
+
 def adam_hyperparameters(lr, betas, eps, weight_decay):
     """(lr, beta1, beta2, eps, weight_decay) checked with PyTorch's rules for Adam/AdamW."""
     lr = real_number(lr, "lr", low=0.0)
@@ -162,4 +162,3 @@ def adam_hyperparameters(lr, betas, eps, weight_decay):
     eps = real_number(eps, "eps", low=0.0)
     weight_decay = real_number(weight_decay, "weight_decay", low=0.0)
     return lr, beta1, beta2, eps, weight_decay
->>>>>>> optim
