@@ -63,16 +63,26 @@ def get_num_threads() -> int:
     return int(_core.get_num_threads())
 
 
+def _kib(n: int) -> str:
+    return f"{n // 1024} KiB" if n < 1 << 20 else f"{n / (1 << 20):g} MiB"
+
+
 def show_config(file=None) -> dict:
     """Print (and return) the version, the ISA in use, threads and the available backends."""
     from gradkit import __version__, _core
 
+    cpu = _core.cpu_info()
     info = {
         "version": __version__,
         "python": platform.python_version(),
         "machine": platform.machine(),
         "isa": _core.active_isa(),
         "isa_detected": _core.detected_isa(),
+        "vector_bits": cpu["vector_bits"],
+        "l1d_cache": _kib(cpu["l1d_bytes"]),
+        "l2_cache": _kib(cpu["l2_bytes"]),
+        "l3_cache": _kib(cpu["l3_bytes"]),
+        "cache_source": cpu["cache_source"],
         "threads": get_num_threads(),
         "backend": get_backend(),
         "backends": available_backends(),

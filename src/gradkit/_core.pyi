@@ -24,6 +24,10 @@ def active_isa() -> str:
 def force_isa(isa: Literal["portable", "avx2", "avx512"]) -> None:
     """Lower the instruction set in use (for testing the fallbacks)."""
 
+def cpu_info() -> dict[str, int | str]:
+    """Cache sizes (l1d_bytes, l2_bytes, l3_bytes; read once from cpuid or sysfs, cache_source
+    says which) and vector_bits of the ISA in use."""
+
 def get_num_threads() -> int: ...
 def set_num_threads(n: int) -> None: ...
 
