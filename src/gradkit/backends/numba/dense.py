@@ -1,5 +1,6 @@
-"""GEMM and dense layers. np.dot inside a kernel calls BLAS on contiguous 2-D arrays; the
-layouts vary (transposed views), so _dot compiles per layout on first use."""
+"""GEMM and dense layers. The products are NumPy's np.dot (BLAS), called from Python: a kernel
+would call the same BLAS, after copying a transposed view, and compiling np.dot costs seconds;
+the bias, the activation and the bias gradient are kernels."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,11 +8,6 @@ import numpy as np
 from gradkit.backends._spec import ACTIVATION_CODES
 from gradkit.backends.numba import formulas as f
 from gradkit.backends.numba._jit import kernel, op
-
-
-@kernel
-def _dot(a, b):
-    return np.dot(a, b)
 
 
 @kernel
@@ -32,7 +28,7 @@ def _sum_rows_into(dy, db):
 
 @op("matmul")
 def matmul(a, b, trans_a=False, trans_b=False, out=None, accumulate=False):
-    result = _dot(a.T if trans_a else a, b.T if trans_b else b)
+    result = np.dot(a.T if trans_a else a, b.T if trans_b else b)
     if out is None:
         return result
     if accumulate:
@@ -44,7 +40,7 @@ def matmul(a, b, trans_a=False, trans_b=False, out=None, accumulate=False):
 
 @op("linear")
 def linear(x, w, b, activation="none", slope=0.01):
-    z = _dot(x, w.T)
+    z = np.dot(x, w.T)
     code = ACTIVATION_CODES[activation]
     if b is not None or code != ACTIVATION_CODES["none"]:
         bias = b if b is not None else np.zeros(1, z.dtype)
@@ -54,7 +50,7 @@ def linear(x, w, b, activation="none", slope=0.01):
 
 @op("linear_backward")
 def linear_backward(dy, x, w, dw, db, need_dx=True):
-    dw += _dot(dy.T, x)
+    dw += np.dot(dy.T, x)
     if db is not None:
         _sum_rows_into(dy, db)
-    return _dot(dy, w) if need_dx else None
+    return np.dot(dy, w) if need_dx else None
