@@ -447,3 +447,40 @@ def test_unknown_names_are_attribute_errors():
     ops = backends.load("numpy")
     with pytest.raises(AttributeError, match="not an op"):
         ops.no_such_op  # noqa: B018
+
+
+# ---- the Numba backend compiles lazily, one op at a time -----------------------------------
+
+_LAZY = r"""
+import sys
+import numpy as np
+import numba
+from gradkit import backends
+from gradkit.backends.numba import _jit
+_jit.NOTICE_AFTER = 0.0  # every compile gets its notice here
+package = backends.load("numba").module
+kernels = {}
+for name, module in list(sys.modules.items()):
+    if name.startswith("gradkit.backends.numba"):
+        for attr, obj in vars(module).items():
+            if isinstance(obj, numba.core.registry.CPUDispatcher):
+                kernels[f"{name.rsplit('.', 1)[-1]}.{attr}"] = obj
+print("compiled at import:", sorted(k for k, d in kernels.items() if d.signatures))
+package.relu(np.array([np.nan, -1.0, 2.0], np.float32))
+print("compiled by relu:", sorted(k for k, d in kernels.items() if d.signatures))
+"""
+
+
+def test_numba_compiles_nothing_at_import_and_one_op_on_first_use(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("numba")
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    out = subprocess.run([sys.executable, "-c", _LAZY], env=env, capture_output=True, text=True,
+                         check=True)
+    lines = out.stdout.splitlines()
+    assert lines[0] == "compiled at import: []"
+    assert lines[1] == "compiled by relu: ['activations._relu_range', 'formulas.relu']"
+    assert "gradkit: compiling numba op 'relu' (first use, cached afterwards)..." in out.stderr
