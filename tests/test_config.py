@@ -63,6 +63,6 @@ def test_loading_numba_keeps_the_thread_count():
 
 def test_show_config_does_not_compile_the_numba_backend():
     code = ("import sys, io, gradkit as gk; info = gk.show_config(file=io.StringIO()); "
-            "print('numba' in info['backends'], 'gradkit.backends.ops_numba' in sys.modules)")
+            "print('numba' in info['backends'], 'gradkit.backends.numba' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True", "False"]

@@ -25,7 +25,7 @@ from gradkit.backends._spec import (
 __all__ = ["ACTIVATIONS", "BACKENDS", "REDUCTIONS", "Backend", "MissingOpError", "available",
            "load", "set_numba_threads"]
 
-_MODULES = {"cpp": "gradkit.backends.ops_cpp", "numba": "gradkit.backends.ops_numba",
+_MODULES = {"cpp": "gradkit.backends.ops_cpp", "numba": "gradkit.backends.numba",
             "cython": "gradkit.backends.ops_cython", "numpy": "gradkit.backends.ops_numpy"}
 
 
