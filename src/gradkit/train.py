@@ -227,7 +227,8 @@ def _diverged(value, epoch, step, steps, lr):
 
 def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 32,
         shuffle: bool = True, seed=None, validation_data=None, progress: bool = True,
-        patience: int | None = None, scheduler=None, fused: bool | None = None) -> History:
+        patience: int | None = None, scheduler=None, fused: bool | None = None,
+        initial_epoch: int = 0) -> History:
     """Train ``model`` with mini-batch SGD; returns a History (loss, val_loss, val_accuracy).
 
     Each epoch visits every row once, in mini-batches of ``batch_size`` (the last may be
@@ -238,6 +239,12 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 3
     ``fused=None`` uses the whole-epoch compiled path when the model allows it, True requires
     it, False forces the layer-by-layer path. A NaN or infinite loss raises
     TrainingDivergedError naming the epoch and step; the parameters stay finite.
+
+    Resuming (as Keras): ``initial_epoch=k`` says k epochs are done, and trains epochs k+1 to
+    ``epochs``. With the same ``seed`` it takes the orders those epochs would have had, so
+    ``fit(epochs=2, seed=s)``, ``gk.save(model, path, optimizer=opt)``, ``gk.load(path,
+    optimizer=True)`` and ``fit(epochs=4, initial_epoch=2, seed=s)`` give the bits of
+    ``fit(epochs=4, seed=s)`` (a scheduler must be restored by the caller).
     """
     _check_common(model, loss_fn)
     if not isinstance(optimizer, Optimizer):
@@ -246,6 +253,10 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 3
     if loss_fn.reduction == "none":
         raise ValueError("loss_fn.reduction='none' cannot drive training; use 'mean' or 'sum'")
     epochs = positive_int(epochs, "epochs")
+    initial_epoch = positive_int(initial_epoch, "initial_epoch", low=0)
+    if initial_epoch >= epochs:
+        raise ValueError(f"initial_epoch={initial_epoch} must be < epochs={epochs} (epochs is "
+                         "the last epoch's number, as in Keras)")
     batch_size = positive_int(batch_size, "batch_size")
     if patience is not None:
         patience = positive_int(patience, "patience")
@@ -279,6 +290,9 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 3
             raise ValueError(f"fused=True but this model cannot run fused: {why}")
 
     rng = np.random.default_rng(seed)
+    if shuffle:
+        for _ in range(initial_epoch):  # the orders of the epochs already done
+            rng.permutation(n)
     steps = -(-n // batch_size)
     sizes = np.full(steps, batch_size, dtype=np.float64)
     sizes[-1] = n - (steps - 1) * batch_size
@@ -292,7 +306,7 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 3
     block = 1
     if plan is not None and not show and validation_data is None and scheduler is None:
         block = max(1, min(epochs, (1 << 20) // n))
-    done_epochs = 0
+    done_epochs = initial_epoch
     while done_epochs < epochs:
         nb = min(block, epochs - done_epochs)
         epoch = done_epochs + 1
