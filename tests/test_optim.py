@@ -399,3 +399,47 @@ def test_save_and_load_refuse_a_missing_or_foreign_optimizer(tmp_path):
     with pytest.raises(ValueError, match="initial_epoch=3 must be < epochs=3"):
         gk.fit(model, gk.losses.MSELoss(), optim.Adam(model.parameters()), np.zeros((4, 2)),
                np.zeros((4, 2)), epochs=3, initial_epoch=3, progress=False)
+
+
+# ------------------------------------------------------------------ early stopping, best weights
+
+def _overfitting_run(restore_best, patience):
+    """A wide net on few noisy rows: the validation loss falls, then rises as it overfits."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(24, 6)), rng.normal(size=(24, 1))
+    Xv, yv = rng.normal(size=(40, 6)), rng.normal(size=(40, 1))
+    model = nn.Sequential(nn.Linear(6, 64, dtype=np.float64, seed=0), nn.Tanh(),
+                          nn.Linear(64, 1, dtype=np.float64, seed=1))
+    opt = optim.Adam(model.parameters(), lr=0.02)
+    snapshots = []
+
+    class Recorder:  # a "scheduler" sees the parameters after each epoch's validation
+        def step(self):
+            snapshots.append([p.value.copy() for p in model.parameters()])
+
+    hist = gk.fit(model, gk.losses.MSELoss(), opt, X, y, epochs=40, batch_size=8, seed=1,
+                  validation_data=(Xv, yv), patience=patience, restore_best=restore_best,
+                  scheduler=Recorder(), progress=False)
+    return model, hist, snapshots
+
+
+@pytest.mark.parametrize("patience", [None, 5])
+def test_restore_best_gives_the_weights_of_the_best_validation_epoch(patience):
+    model, hist, snapshots = _overfitting_run(True, patience)
+    best = int(np.argmin(hist.val_loss)) + 1
+    assert hist.best_epoch == best
+    assert best < hist.epochs  # the run went past its best epoch, so restoring changes something
+    if patience is not None:
+        assert hist.stopped_epoch == best + patience
+    for p, saved in zip(model.parameters(), snapshots[best - 1]):
+        np.testing.assert_array_equal(p.value, saved)
+    assert not np.array_equal(model.parameters()[0].value, snapshots[-1][0])
+
+
+def test_without_restore_best_the_last_weights_stay():
+    model, hist, snapshots = _overfitting_run(False, None)
+    assert hist.best_epoch < hist.epochs == len(snapshots)
+    np.testing.assert_array_equal(model.parameters()[0].value, snapshots[-1][0])
+    with pytest.raises(ValueError, match="restore_best=True needs validation_data"):
+        gk.fit(model, gk.losses.MSELoss(), optim.Adam(model.parameters()), np.zeros((4, 6)),
+               np.zeros((4, 1)), restore_best=True, progress=False)

@@ -42,7 +42,8 @@ class History:
     loss: mean training loss per sample over the epoch (for reduction="sum": the epoch's sum);
     val_loss / val_accuracy: on validation_data after each epoch (accuracy is NaN for regression
     losses); fused: whether the whole-epoch compiled path ran; stopped_epoch: the epoch at which
-    early stopping ended training (None if it did not).
+    early stopping ended training (None if it did not); best_epoch: the epoch of the lowest
+    validation loss (None without validation_data).
     """
 
     loss: list = field(default_factory=list)
@@ -50,6 +51,7 @@ class History:
     val_accuracy: list = field(default_factory=list)
     fused: bool = False
     stopped_epoch: int | None = None
+    best_epoch: int | None = None
 
     @property
     def epochs(self) -> int:
@@ -228,14 +230,16 @@ def _diverged(value, epoch, step, steps, lr):
 def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 32,
         shuffle: bool = True, seed=None, validation_data=None, progress: bool = True,
         patience: int | None = None, scheduler=None, fused: bool | None = None,
-        initial_epoch: int = 0) -> History:
+        initial_epoch: int = 0, restore_best: bool = False) -> History:
     """Train ``model`` with mini-batch SGD; returns a History (loss, val_loss, val_accuracy).
 
     Each epoch visits every row once, in mini-batches of ``batch_size`` (the last may be
     smaller), in an order drawn from ``np.random.default_rng(seed)`` when ``shuffle``. With
     ``validation_data=(X_val, y_val)`` the validation loss (and accuracy for classification) is
     recorded after each epoch; ``patience`` stops training after that many epochs without a
-    lower validation loss. ``scheduler`` (e.g. optim.StepLR) is stepped after each epoch.
+    lower validation loss; ``restore_best=True`` (Keras's ``restore_best_weights``) gives the
+    model, when fit returns, the parameters it had after the epoch of lowest validation loss
+    (``History.best_epoch``), whether or not training stopped early. ``scheduler`` (e.g. optim.StepLR) is stepped after each epoch.
     ``fused=None`` uses the whole-epoch compiled path when the model allows it, True requires
     it, False forces the layer-by-layer path. A NaN or infinite loss raises
     TrainingDivergedError naming the epoch and step; the parameters stay finite.
@@ -263,6 +267,11 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 3
         if validation_data is None:
             raise ValueError("patience needs validation_data: early stopping watches the "
                              "validation loss")
+    if not isinstance(restore_best, (bool, np.bool_)):
+        raise TypeError(f"restore_best must be a bool, got {type(restore_best).__name__}")
+    if restore_best and validation_data is None:
+        raise ValueError("restore_best=True needs validation_data: the best epoch is the one "
+                         "with the lowest validation loss")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
         raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
     if fused not in (None, True, False):
@@ -299,7 +308,7 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 3
     show = bool(progress) and sys.stderr.isatty()
     history = History(fused=plan is not None)
     params = model.parameters()
-    best, waited = math.inf, 0
+    best, waited, best_values = math.inf, 0, None
 
     # Without per-epoch work in Python (bar, validation, schedule), several epochs run in one
     # compiled call: the same arithmetic, minus the per-call cost that dominates tiny networks.
@@ -368,9 +377,14 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 3
             val = float(loss_fn._compute(out, yv))
             history.val_loss.append(val)
             history.val_accuracy.append(_accuracy(loss_fn, out, yv))
+            improved = val < best
+            if improved:
+                best, history.best_epoch = val, epoch
+                if restore_best:
+                    best_values = [p.value.copy() for p in params]
             if patience is not None:
-                if val < best:
-                    best, waited = val, 0
+                if improved:
+                    waited = 0
                 else:
                     waited += 1
                     if waited >= patience:
@@ -378,6 +392,9 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 3
                         break
         if scheduler is not None:
             scheduler.step()
+    if best_values is not None:
+        for p, value in zip(params, best_values):
+            p.value[...] = value
     return history
 
 
