@@ -443,3 +443,27 @@ def test_without_restore_best_the_last_weights_stay():
     with pytest.raises(ValueError, match="restore_best=True needs validation_data"):
         gk.fit(model, gk.losses.MSELoss(), optim.Adam(model.parameters()), np.zeros((4, 6)),
                np.zeros((4, 1)), restore_best=True, progress=False)
+
+
+# --------------------------------------------------------------------------- quiet traps
+
+def test_float64_data_into_a_float32_model_warns_once_and_says_what_to_do():
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(20, 3)), rng.normal(size=(20, 2))
+    model = nn.Sequential(nn.Linear(3, 2, seed=0))  # float32 by default
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gk.fit(model, gk.losses.MSELoss(), optim.SGD(model.parameters(), lr=0.01), X, y,
+               validation_data=(X[:5], y[:5]), epochs=2, progress=False)
+    assert len(caught) == 1, [str(w.message) for w in caught]
+    message = str(caught[0].message)
+    assert issubclass(caught[0].category, gk._validation.ConversionWarning)
+    assert "X (float64), y (float64), validation_data[0]" in message
+    assert "X.astype(np.float32)" in message and "dtype=np.float64" in message
+    assert model.parameters()[0].value.dtype == np.float32
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matching data: no warning at all
+        gk.fit(model, gk.losses.MSELoss(), optim.SGD(model.parameters(), lr=0.01),
+               X.astype(np.float32), y.astype(np.float32), progress=False)

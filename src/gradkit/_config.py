@@ -63,11 +63,11 @@ def get_num_threads() -> int:
     return int(_core.get_num_threads())
 
 
-def show_config(file=None) -> dict:
-    """Print (and return) the version, the ISA in use, threads and the available backends."""
+def config() -> dict:
+    """The version, the ISA in use (and the best one detected), threads and the backends."""
     from gradkit import __version__, _core
 
-    info = {
+    return {
         "version": __version__,
         "python": platform.python_version(),
         "machine": platform.machine(),
@@ -77,9 +77,13 @@ def show_config(file=None) -> dict:
         "backend": get_backend(),
         "backends": available_backends(),
     }
+
+
+def show_config(file=None) -> None:
+    """Print ``config()`` as a table (to ``file``, default stdout); ``gk.config()`` returns it."""
+    info = config()
     width = max(map(len, info))
     for key, value in info.items():
         if isinstance(value, list):
             value = ", ".join(value)
         print(f"{key:<{width}} : {value}", file=file)
-    return info

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import math
 import sys
+import warnings
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
 
 from gradkit import _config, losses as _losses, nn as _nn
-from gradkit._validation import float_array, label_array, positive_int
+from gradkit._validation import ConversionWarning, float_array, label_array, positive_int
 from gradkit.optim import SGD, Optimizer
 
 __all__ = ["fit", "predict", "evaluate", "History", "Evaluation", "TrainingDivergedError"]
@@ -111,6 +112,35 @@ def _check_y(loss_fn, y, n_rows, n_out, dtype, name="y"):
         raise ValueError(f"{name} must have shape {(n_rows, n_out)} to match the model's "
                          f"{n_out} outputs, got {y.shape}")
     return y
+
+
+def _match_model_dtype(model, loss_fn, X, y, validation_data):
+    """Cast float arrays of the other float dtype to the model's, with one warning that says
+    what to do (instead of one ConversionWarning per array)."""
+    dtype = _model_dtype(model)
+    named = [("X", X), ("y", y)]
+    if isinstance(validation_data, (tuple, list)) and len(validation_data) == 2:
+        named += [("validation_data[0]", validation_data[0]),
+                  ("validation_data[1]", validation_data[1])]
+    if isinstance(loss_fn, _losses.CrossEntropyLoss):
+        named = [(name, a) for name, a in named if name not in ("y", "validation_data[1]")]
+    converted, out = [], {}
+    for name, a in named:
+        if isinstance(a, np.ndarray) and a.dtype.kind == "f" and a.dtype != dtype:
+            out[name] = np.asarray(a, dtype=dtype, order="C")
+            converted.append((name, a.dtype))
+    if converted:
+        what = ", ".join(f"{name} ({d})" for name, d in converted)
+        other = "float64" if dtype == np.float32 else "float32"
+        warnings.warn(
+            f"fit converted {what} to the model's {dtype} (a copy per call). To avoid it, pass "
+            f"{dtype} data (X.astype(np.{dtype})) or build the layers in {other} "
+            f"(nn.Linear(..., dtype=np.{other})).", ConversionWarning, stacklevel=3)
+        X, y = out.get("X", X), out.get("y", y)
+        if "validation_data[0]" in out or "validation_data[1]" in out:
+            validation_data = (out.get("validation_data[0]", validation_data[0]),
+                               out.get("validation_data[1]", validation_data[1]))
+    return X, y, validation_data
 
 
 def _check_common(model, loss_fn):
@@ -279,6 +309,7 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 3
     if scheduler is not None and not hasattr(scheduler, "step"):
         raise TypeError("scheduler must have a step() method (e.g. gradkit.optim.StepLR)")
 
+    X, y, validation_data = _match_model_dtype(model, loss_fn, X, y, validation_data)
     X = _check_X(model, X)
     n = X.shape[0]
     if hasattr(y, "__len__") and not isinstance(y, (str, bytes)) and len(y) != n:
