@@ -16,14 +16,15 @@ import zipfile
 import numpy as np
 
 from gradkit import nn as _nn
+from gradkit.backends._spec import ACTIVATION_LAYERS
 
 __all__ = ["save", "load", "ModelFileError"]
 
 FORMAT = "gradkit-model"
 VERSION = 1
 _ARCH_KEY = "__gradkit_architecture__"
-_ACTIVATIONS = {"ReLU": _nn.ReLU, "Sigmoid": _nn.Sigmoid, "Tanh": _nn.Tanh,
-                "Softmax": _nn.Softmax, "Identity": _nn.Identity}
+# Layers without arguments, by class name (LeakyReLU, with its slope, is handled on its own).
+_ACTIVATIONS = {layer: getattr(_nn, layer) for layer in ACTIVATION_LAYERS if layer != "LeakyReLU"}
 
 
 class ModelFileError(ValueError):
@@ -69,7 +70,17 @@ def save(model, path, *, optimizer=None) -> None:
         arrays.update(opt_arrays)
     arrays[_ARCH_KEY] = np.array(json.dumps(arch))
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".gradkit-", suffix=".tmp", dir=folder)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"cannot save the model to {path}: it is a folder; give a file "
+                                "name such as model.npz")
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"cannot save the model to {path}: the folder {folder} does not "
+                                "exist (gradkit.save does not create folders)")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".gradkit-", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise type(exc)(exc.errno, f"cannot save the model to {path}: cannot write in the "
+                                   f"folder {folder} ({exc.strerror})") from None
     umask = os.umask(0)
     os.umask(umask)
     try:
@@ -79,12 +90,27 @@ def save(model, path, *, optimizer=None) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        _fsync_folder(folder)
     except BaseException:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
         raise
+
+
+def _fsync_folder(folder):
+    """Make the rename itself durable (where the OS lets a folder be opened and synced)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _fail(path, why):
@@ -119,6 +145,12 @@ def load(path, *, optimizer: bool = False):
         raise
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, zipfile.LargeZipFile,
             NotImplementedError) as exc:
+        if "pickle" in str(exc):
+            # NumPy takes any unknown content for a pickle and suggests allow_pickle: gradkit
+            # never unpickles, so say what a model file is instead.
+            raise _fail(path, "it is not an .npz archive of plain arrays (model files hold "
+                              "numbers only and are never unpickled; pickled objects or "
+                              "other content is refused)") from None
         raise _fail(path, f"unreadable or truncated ({type(exc).__name__}: {exc})") from None
     try:
         arch = json.loads(arch_text)

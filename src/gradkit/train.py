@@ -22,8 +22,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from gradkit import _config, losses as _losses, nn as _nn
-from gradkit._validation import ConversionWarning, float_array, label_array, positive_int
+from gradkit import _config, _train_checks, losses as _losses, nn as _nn
+from gradkit._validation import (ConversionWarning, float_array, label_array, positive_int,
+                                 require_finite)
+from gradkit.backends import _spec
 from gradkit.optim import SGD, Optimizer
 
 __all__ = ["fit", "predict", "evaluate", "History", "Evaluation", "TrainingDivergedError"]
@@ -153,10 +155,10 @@ def _check_common(model, loss_fn):
 # ---------------------------------------------------------------------------- fused path
 
 
-_FUSED_ACTS = {_nn.ReLU: "relu", _nn.LeakyReLU: "leaky_relu", _nn.Sigmoid: "sigmoid",
-               _nn.Tanh: "tanh"}
-_FUSED_LOSSES = {_losses.CrossEntropyLoss: "cross_entropy", _losses.MSELoss: "mse",
-                 _losses.L1Loss: "l1", _losses.BCEWithLogitsLoss: "bce_with_logits"}
+_FUSED_ACTS = {getattr(_nn, layer): op for layer, op in _spec.ACTIVATION_LAYERS.items()
+               if op in _spec.ACTIVATIONS and op != "none"}
+_FUSED_LOSSES = {getattr(_losses, layer): loss for layer, loss in _spec.LOSS_LAYERS.items()
+                 if loss in _spec.FUSED_LOSSES}
 
 
 @dataclass
@@ -171,7 +173,7 @@ class _Plan:
 
 def _fused_plan(model, loss_fn, optimizer):
     """How to run this model as one compiled epoch, or (None, reason) when it cannot."""
-    if not hasattr(_config.ops(), "mlp_epoch"):
+    if not _spec.implements(_config.get_backend(), "mlp_epoch"):
         return None, f"the {_config.get_backend()!r} backend has no fused epoch"
     layers = model.layers if isinstance(model, _nn.Sequential) else [model]
     linears, acts, slopes = [], [], set()
@@ -250,17 +252,31 @@ def _accuracy(loss_fn, out, y):
     return math.nan
 
 
-def _diverged(value, epoch, step, steps, lr):
+def _diverged(what, epoch, step, steps, start_epoch, cause):
     return TrainingDivergedError(
-        f"the loss became {value} at epoch {epoch}, step {step} of {steps}: training stopped and "
-        f"the model keeps its last finite parameters. The learning rate (lr={lr}) is probably "
-        f"too large; try a smaller one.")
+        f"{what} at epoch {epoch}, step {step} of {steps}: training stopped and the model was "
+        f"restored to its parameters at the start of epoch {start_epoch}. {cause}")
+
+
+def _fused_divergence(plan, loss_fn, opt, X, y, perm, batch_size, params, state, upto,
+                      step_loss):
+    """Replay the block one step at a time from its start to find the first step whose loss or
+    update is not finite (a NaN weight can go unseen by the loss for many steps). Returns
+    (step index in the block, what went wrong); the caller restores the block's start."""
+    _train_checks.restore(params, opt, state)
+    for j in range(upto):
+        if _fused_chunk(plan, loss_fn, opt, X, y, perm, batch_size, j, step_loss[j:j + 1]) < 1:
+            return j, f"the loss became {step_loss[j]}"
+        if not _train_checks.params_finite(params):
+            return j, "the update made the parameters non-finite"
+    return upto - 1, "the update made the parameters non-finite"
 
 
 def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 32,
         shuffle: bool = True, seed=None, validation_data=None, progress: bool = True,
         patience: int | None = None, scheduler=None, fused: bool | None = None,
-        initial_epoch: int = 0, restore_best: bool = False) -> History:
+        check_finite: bool = True, initial_epoch: int = 0,
+        restore_best: bool = False) -> History:
     """Train ``model`` with mini-batch SGD; returns a History (loss, val_loss, val_accuracy).
 
     Each epoch visits every row once, in mini-batches of ``batch_size`` (the last may be
@@ -269,10 +285,14 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 3
     recorded after each epoch; ``patience`` stops training after that many epochs without a
     lower validation loss; ``restore_best=True`` (Keras's ``restore_best_weights``) gives the
     model, when fit returns, the parameters it had after the epoch of lowest validation loss
-    (``History.best_epoch``), whether or not training stopped early. ``scheduler`` (e.g. optim.StepLR) is stepped after each epoch.
+    (``History.best_epoch``), whether or not training stopped early. ``scheduler`` (e.g.
+    optim.StepLR) is stepped after each epoch.
     ``fused=None`` uses the whole-epoch compiled path when the model allows it, True requires
-    it, False forces the layer-by-layer path. A NaN or infinite loss raises
-    TrainingDivergedError naming the epoch and step; the parameters stay finite.
+    it, False forces the layer-by-layer path. X (and y for regression losses) must be finite
+    unless ``check_finite=False``. A NaN or infinite loss or update raises
+    TrainingDivergedError naming the first bad epoch and step and its likely cause; the model
+    (and the optimizer's state) go back to the start of that epoch (of the block of epochs run
+    in one call).
 
     Resuming (as Keras): ``initial_epoch=k`` says k epochs are done, and trains epochs k+1 to
     ``epochs``. With the same ``seed`` it takes the orders those epochs would have had, so
@@ -284,6 +304,7 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 3
     if not isinstance(optimizer, Optimizer):
         raise TypeError(f"optimizer must be a gradkit.optim.SGD, Adam or AdamW, got "
                         f"{type(optimizer).__name__}")
+    _train_checks.check_optimizer_params(model, optimizer)
     if loss_fn.reduction == "none":
         raise ValueError("loss_fn.reduction='none' cannot drive training; use 'mean' or 'sum'")
     epochs = positive_int(epochs, "epochs")
@@ -316,12 +337,18 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 3
         raise ValueError(f"X has {n} rows but y has {len(y)}; they must match")
     n_out = _n_outputs(model, X)
     y = _check_y(loss_fn, y, n, n_out, X.dtype)
+    if check_finite:
+        require_finite(X, "X")
+        require_finite(y, "y")
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise TypeError("validation_data must be a pair (X_val, y_val)")
         Xv = _check_X(model, validation_data[0], "validation_data[0]")
         yv = _check_y(loss_fn, validation_data[1], Xv.shape[0], n_out, X.dtype,
                       "validation_data[1]")
+        if check_finite:
+            require_finite(Xv, "validation_data[0]")
+            require_finite(yv, "validation_data[1]")
 
     plan = None
     if fused is not False:
@@ -355,7 +382,7 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 3
             perm = (perms[0] if nb == 1 else np.concatenate(perms)).astype(np.int64, copy=False)
         else:
             perm = np.arange(n, dtype=np.int64)  # every epoch of the call takes this order
-        snapshot = [p.value.copy() for p in params]
+        state = _train_checks.snapshot(params, optimizer)
         step_loss = np.zeros(nb * steps, dtype=np.float64)
         bar = None
         if show:
@@ -373,29 +400,22 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 3
                     ran = _fused_chunk(plan, loss_fn, optimizer, X, y, perm, batch_size, first,
                                        step_loss[first:first + k])
                     if ran < k:
-                        bad = first + ran
-                        _restore_if_needed(params, snapshot)
-                        raise _diverged(step_loss[bad], epoch + bad // steps, bad % steps + 1,
-                                        steps, optimizer.lr)
+                        _raise_fused_divergence(plan, loss_fn, optimizer, X, y, perm, batch_size,
+                                                params, state, first + ran + 1, step_loss, steps,
+                                                epoch)
                     if bar is not None:
                         bar.update(k)
                         bar.set_postfix(loss=f"{_running(step_loss, sizes, first + k):.4f}")
             else:
                 _layer_by_layer_epoch(model, loss_fn, optimizer, X, y, perm, batch_size,
-                                      step_loss, sizes, bar, params, snapshot, epoch)
+                                      step_loss, sizes, bar, params, state, epoch)
         finally:
             if bar is not None:
                 bar.close()
-        if not all(np.isfinite(p.value).all() for p in params):
-            # Every loss was finite, so only the block's last update can have overflowed (an
-            # earlier one would have made the next loss non-finite).
-            _restore_if_needed(params, snapshot)
-            last = epoch + nb - 1
-            raise TrainingDivergedError(
-                f"the parameters became non-finite in the update at epoch {last}, step {steps} of "
-                f"{steps}: training stopped and the model was restored to its parameters at the "
-                f"start of epoch {epoch}. The learning rate (lr={optimizer.lr}) is probably too "
-                f"large; try a smaller one.")
+        if plan is not None and not _train_checks.params_finite(params):
+            # Every loss was finite, yet an update overflowed somewhere in the block.
+            _raise_fused_divergence(plan, loss_fn, optimizer, X, y, perm, batch_size, params,
+                                    state, nb * steps, step_loss, steps, epoch)
         per_epoch = step_loss.reshape(nb, steps)
         if loss_fn.reduction == "mean":
             history.loss.extend(((per_epoch * sizes).sum(axis=1) / n).tolist())
@@ -429,8 +449,21 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 3
     return history
 
 
+def _raise_fused_divergence(plan, loss_fn, opt, X, y, perm, batch_size, params, state, upto,
+                            step_loss, steps, epoch):
+    bad, what = _fused_divergence(plan, loss_fn, opt, X, y, perm, batch_size, params, state,
+                                  upto, step_loss)
+    _train_checks.restore(params, opt, state)
+    s = bad % steps
+    n = X.shape[0]
+    offset = (bad // steps) * n if len(perm) > n else 0  # perm holds one epoch or the block's
+    rows = perm[offset + s * batch_size:offset + min((s + 1) * batch_size, n)]
+    raise _diverged(what, epoch + bad // steps, s + 1, steps, epoch,
+                    _train_checks.batch_cause(X, y, rows, opt.lr))
+
+
 def _layer_by_layer_epoch(model, loss_fn, optimizer, X, y, perm, batch_size, step_loss, sizes,
-                          bar, params, snapshot, epoch):
+                          bar, params, state, epoch):
     """zero_grad, forward, loss, backward, step per mini-batch (inputs already validated)."""
     steps = len(step_loss)
     # Overflow is detected below and reported as TrainingDivergedError, not as a warning.
@@ -441,11 +474,16 @@ def _layer_by_layer_epoch(model, loss_fn, optimizer, X, y, perm, batch_size, ste
             optimizer.zero_grad()
             value = loss_fn._compute(model.forward(xb), yb)
             step_loss[s] = value
-            if not math.isfinite(value):
-                _restore_if_needed(params, snapshot)
-                raise _diverged(value, epoch, s + 1, steps, optimizer.lr)
-            model.backward(loss_fn.backward())
-            optimizer.step()
+            what = None if math.isfinite(value) else f"the loss became {value}"
+            if what is None:
+                model.backward(loss_fn.backward())
+                optimizer.step()
+                if not _train_checks.params_finite(params):
+                    what = "the update made the parameters non-finite"
+            if what is not None:
+                _train_checks.restore(params, optimizer, state)
+                raise _diverged(what, epoch, s + 1, steps, epoch,
+                                _train_checks.batch_cause(X, y, idx, optimizer.lr))
             if bar is not None and (s % 50 == 49 or s == steps - 1):
                 bar.update(s + 1 - bar.n)
                 bar.set_postfix(loss=f"{_running(step_loss, sizes, s + 1):.4f}")
@@ -455,24 +493,19 @@ def _running(step_loss, sizes, upto):
     return float(step_loss[:upto] @ sizes[:upto] / sizes[:upto].sum())
 
 
-def _restore_if_needed(params, snapshot):
-    """Keep finite parameters: if an update already overflowed, go back to the epoch's start."""
-    if all(np.isfinite(p.value).all() for p in params):
-        return
-    for p, saved in zip(params, snapshot):
-        p.value[...] = saved
-
-
 # --------------------------------------------------------------------------- inference
 
 
-def predict(model, X, *, batch_size: int | None = None, _checked: bool = False) -> np.ndarray:
+def predict(model, X, *, batch_size: int | None = None, check_finite: bool = True,
+            _checked: bool = False) -> np.ndarray:
     """The model's output for every row of X, in eval mode, in chunks of ``batch_size`` rows
-    (default: 4096) to bound memory."""
+    (default: 4096) to bound memory. X must be finite unless ``check_finite=False``."""
     if not _checked:
         if not isinstance(model, _nn.Module):
             raise TypeError(f"model must be a gradkit.nn.Module, got {type(model).__name__}")
         X = _check_X(model, X)
+        if check_finite:
+            require_finite(X, "X")
     chunk = 4096 if batch_size is None else positive_int(batch_size, "batch_size")
     was = model.training
     model.eval()
@@ -483,11 +516,16 @@ def predict(model, X, *, batch_size: int | None = None, _checked: bool = False) 
     return outs[0] if len(outs) == 1 else np.concatenate(outs)
 
 
-def evaluate(model, loss_fn, X, y, *, batch_size: int | None = None) -> Evaluation:
-    """(loss, accuracy) of the model on (X, y); accuracy is NaN for regression losses."""
+def evaluate(model, loss_fn, X, y, *, batch_size: int | None = None,
+             check_finite: bool = True) -> Evaluation:
+    """(loss, accuracy) of the model on (X, y); accuracy is NaN for regression losses. X and y
+    must be finite unless ``check_finite=False``."""
     _check_common(model, loss_fn)
     X = _check_X(model, X)
     y = _check_y(loss_fn, y, X.shape[0], _n_outputs(model, X), X.dtype)
+    if check_finite:
+        require_finite(X, "X")
+        require_finite(y, "y")
     out = predict(model, X, batch_size=batch_size, _checked=True)
     reduction = "mean" if loss_fn.reduction == "none" else loss_fn.reduction
     return Evaluation(float(loss_fn._compute(out, y, reduction)), _accuracy(loss_fn, out, y))

@@ -38,13 +38,9 @@ _DTYPES = [np.float64, np.float32]
 
 
 def _ops():
-    """The selected backend, or the C++ one for backends without k-means kernels (cython)."""
-    ops = _config.ops()
-    if not hasattr(ops, "kmeans_lloyd"):
-        from gradkit.backends import load
-
-        ops = load("cpp")
-    return ops
+    """The selected backend; one without k-means kernels raises MissingOpError (a
+    NotImplementedError naming the backend and the op) when an op is looked up."""
+    return _config.ops()
 
 
 def _threads(n_threads):
