@@ -130,8 +130,8 @@ def _adam_id(setting):
 
 def _needs_adam(backend):
     if not hasattr(_config.ops(), "adam_step"):
-        pytest.skip(f"backend {backend!r} has no adam_step on this branch (the numba one comes "
-                    "with the backend registry)")
+        pytest.skip(f"backend {backend!r} has no adam_step in this tree yet (the registry lists "
+                    "it; the numba package brings it)")
 
 
 def _torch_mlp(torch, model):

@@ -23,8 +23,8 @@ from typing import NamedTuple
 import numpy as np
 
 from gradkit import _config, _train_checks, losses as _losses, nn as _nn
-from gradkit._validation import (ConversionWarning, float_array, label_array, positive_int,
-                                 require_finite)
+from gradkit._validation import (FLOAT_DTYPES, ConversionWarning, float_array, label_array,
+                                 positive_int, require_finite)
 from gradkit.backends import _spec
 from gradkit.optim import SGD, Optimizer
 
@@ -128,7 +128,7 @@ def _match_model_dtype(model, loss_fn, X, y, validation_data):
         named = [(name, a) for name, a in named if name not in ("y", "validation_data[1]")]
     converted, out = [], {}
     for name, a in named:
-        if isinstance(a, np.ndarray) and a.dtype.kind == "f" and a.dtype != dtype:
+        if isinstance(a, np.ndarray) and a.dtype in FLOAT_DTYPES and a.dtype != dtype:
             out[name] = np.asarray(a, dtype=dtype, order="C")
             converted.append((name, a.dtype))
     if converted:
