@@ -130,8 +130,8 @@ def _adam_id(setting):
 
 def _needs_adam(backend):
     if not hasattr(_config.ops(), "adam_step"):
-        pytest.skip(f"backend {backend!r} has no adam_step on this branch (the numba one comes "
-                    "with the backend registry)")
+        pytest.skip(f"backend {backend!r} has no adam_step in this tree yet (the registry lists "
+                    "it; the numba package brings it)")
 
 
 def _torch_mlp(torch, model):
@@ -259,3 +259,211 @@ def test_fit_fused_true_with_adam_says_why_not():
 def test_bad_adam_arguments(make, exc, match):
     with pytest.raises(exc, match=match):
         make()
+
+
+# --------------------------------------------------------------- state dicts and resuming
+
+def _trained_pair(make_opt, steps, rng):
+    params = [nn.Parameter(rng.normal(size=(3, 2))), nn.Parameter(rng.normal(size=4))]
+    opt = make_opt(params)
+    for _ in range(steps):
+        opt.zero_grad()
+        for p in params:
+            p.grad += rng.normal(size=p.value.shape)
+        opt.step()
+    return params, opt
+
+
+OPTIMIZERS = {
+    "sgd_momentum": lambda ps: optim.SGD(ps, lr=0.05, momentum=0.9, nesterov=True),
+    "adam_amsgrad": lambda ps: optim.Adam(ps, lr=0.01, weight_decay=0.1, amsgrad=True),
+    "adamw": lambda ps: optim.AdamW(ps, lr=0.01, betas=(0.8, 0.95)),
+}
+
+
+@pytest.mark.parametrize("kind", OPTIMIZERS)
+def test_state_dict_round_trip_continues_with_the_same_bits(kind):
+    make = OPTIMIZERS[kind]
+    params, opt = _trained_pair(make, 5, np.random.default_rng(0))
+    copies = [nn.Parameter(p.value.copy()) for p in params]
+    other = make(copies)
+    other.load_state_dict(opt.state_dict())
+    assert other.state_dict()["param_groups"] == opt.state_dict()["param_groups"]
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        grads = [rng.normal(size=p.value.shape) for p in params]
+        for o, ps in ((opt, params), (other, copies)):
+            o.zero_grad()
+            for p, g in zip(ps, grads):
+                p.grad += g
+            o.step()
+    for a, b in zip(params, copies):
+        np.testing.assert_array_equal(a.value, b.value)
+
+
+def test_state_dict_has_torchs_shape_and_copies():
+    params, opt = _trained_pair(OPTIMIZERS["adam_amsgrad"], 3, np.random.default_rng(0))
+    sd = opt.state_dict()
+    assert set(sd) == {"state", "param_groups"}
+    assert sd["param_groups"] == [dict(lr=0.01, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.1,
+                                       amsgrad=True, params=[0, 1])]
+    assert set(sd["state"][1]) == {"step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"}
+    assert sd["state"][1]["step"] == 3
+    sd["state"][0]["exp_avg"][...] = 99  # a copy: the optimizer keeps its own moments
+    assert not (opt.exp_avg[0] == 99).any()
+    fresh = optim.SGD([nn.Parameter(np.zeros(2))], lr=0.1, momentum=0.5)
+    assert fresh.state_dict() == {"state": {}, "param_groups": [dict(
+        lr=0.1, momentum=0.5, dampening=0.0, nesterov=False, weight_decay=0.0, params=[0])]}
+
+
+def test_state_dict_matches_torch_adam_keys():
+    torch = pytest.importorskip("torch")
+    params, opt = _trained_pair(OPTIMIZERS["adam_amsgrad"], 1, np.random.default_rng(0))
+    tparams = [torch.zeros(3, 2, requires_grad=True), torch.zeros(4, requires_grad=True)]
+    topt = torch.optim.Adam(tparams, amsgrad=True)
+    for t in tparams:
+        t.grad = torch.ones_like(t)
+    topt.step()
+    theirs = topt.state_dict()
+    assert set(theirs["state"][0]) == set(opt.state_dict()["state"][0])
+    assert set(opt.state_dict()["param_groups"][0]) <= set(theirs["param_groups"][0])
+
+
+@pytest.mark.parametrize("mutate, match", [
+    (lambda sd: sd["state"][0].__setitem__("exp_avg", np.zeros((2, 3))), "must be an array of shape"),
+    (lambda sd: sd["state"][0].__setitem__("step", 0), "whole number >= 1"),
+    (lambda sd: sd["state"][0].pop("exp_avg_sq"), "must be a dict with keys"),
+    (lambda sd: sd["param_groups"][0].__setitem__("params", [0]), "for 1 parameters, this Adam has 2"),
+    (lambda sd: sd["param_groups"][0].__setitem__("momentum", 0.9), "has keys"),
+    (lambda sd: sd["param_groups"][0].__setitem__("betas", (0.9, 1.5)), r"betas\[1\]=1.5"),
+    (lambda sd: sd.pop("state"), "keys 'state' and 'param_groups'"),
+])
+def test_load_state_dict_refuses_a_mismatch_and_changes_nothing(mutate, match):
+    params, opt = _trained_pair(OPTIMIZERS["adam_amsgrad"], 2, np.random.default_rng(0))
+    sd = opt.state_dict()
+    before = opt.state_dict()
+    mutate(sd)
+    with pytest.raises(ValueError, match=match):
+        opt.load_state_dict(sd)
+    after = opt.state_dict()
+    assert after["param_groups"] == before["param_groups"]
+    np.testing.assert_array_equal(after["state"][0]["exp_avg"], before["state"][0]["exp_avg"])
+
+
+RESUME = {
+    "sgd_momentum": lambda m: optim.SGD(m.parameters(), lr=0.05, momentum=0.9),
+    "adam": lambda m: optim.Adam(m.parameters(), lr=0.01, amsgrad=True),
+    "adamw": lambda m: optim.AdamW(m.parameters(), lr=0.01),
+}
+
+
+@pytest.mark.parametrize("kind", RESUME)
+def test_fit_save_load_fit_gives_the_bits_of_one_fit(tmp_path, kind):
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(90, 4)), rng.integers(0, 3, size=90)
+
+    def model():
+        return nn.Sequential(nn.Linear(4, 6, dtype=np.float64, seed=0), nn.ReLU(),
+                             nn.Linear(6, 3, dtype=np.float64, seed=1))
+
+    loss = gk.losses.CrossEntropyLoss()
+    straight = model()
+    h4 = gk.fit(straight, loss, RESUME[kind](straight), X, y, epochs=4, batch_size=16, seed=5,
+                progress=False)
+
+    first = model()
+    opt = RESUME[kind](first)
+    h2 = gk.fit(first, loss, opt, X, y, epochs=2, batch_size=16, seed=5, progress=False)
+    gk.save(first, tmp_path / "ckpt.npz", optimizer=opt)
+    resumed, opt2 = gk.load(tmp_path / "ckpt.npz", optimizer=True)
+    assert type(opt2) is type(opt)
+    h_rest = gk.fit(resumed, loss, opt2, X, y, epochs=4, initial_epoch=2, batch_size=16, seed=5,
+                    progress=False)
+    assert h2.loss + h_rest.loss == h4.loss
+    for a, b in zip(resumed.parameters(), straight.parameters()):
+        np.testing.assert_array_equal(a.value, b.value)
+    # Without initial_epoch the second call would replay the first two orders: other bits.
+    again, opt3 = gk.load(tmp_path / "ckpt.npz", optimizer=True)
+    gk.fit(again, loss, opt3, X, y, epochs=2, batch_size=16, seed=5, progress=False)
+    assert not np.array_equal(again.parameters()[0].value, straight.parameters()[0].value)
+
+
+def test_save_and_load_refuse_a_missing_or_foreign_optimizer(tmp_path):
+    model = nn.Sequential(nn.Linear(2, 2, dtype=np.float64, seed=0))
+    gk.save(model, tmp_path / "m.npz")
+    with pytest.raises(gk.io.ModelFileError, match="no optimizer state"):
+        gk.load(tmp_path / "m.npz", optimizer=True)
+    other = nn.Linear(2, 2, dtype=np.float64, seed=0)
+    with pytest.raises(ValueError, match=r"exactly model.parameters\(\)"):
+        gk.save(model, tmp_path / "m.npz", optimizer=optim.Adam(other.parameters()))
+    with pytest.raises(ValueError, match="initial_epoch=3 must be < epochs=3"):
+        gk.fit(model, gk.losses.MSELoss(), optim.Adam(model.parameters()), np.zeros((4, 2)),
+               np.zeros((4, 2)), epochs=3, initial_epoch=3, progress=False)
+
+
+# ------------------------------------------------------------------ early stopping, best weights
+
+def _overfitting_run(restore_best, patience):
+    """A wide net on few noisy rows: the validation loss falls, then rises as it overfits."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(24, 6)), rng.normal(size=(24, 1))
+    Xv, yv = rng.normal(size=(40, 6)), rng.normal(size=(40, 1))
+    model = nn.Sequential(nn.Linear(6, 64, dtype=np.float64, seed=0), nn.Tanh(),
+                          nn.Linear(64, 1, dtype=np.float64, seed=1))
+    opt = optim.Adam(model.parameters(), lr=0.02)
+    snapshots = []
+
+    class Recorder:  # a "scheduler" sees the parameters after each epoch's validation
+        def step(self):
+            snapshots.append([p.value.copy() for p in model.parameters()])
+
+    hist = gk.fit(model, gk.losses.MSELoss(), opt, X, y, epochs=40, batch_size=8, seed=1,
+                  validation_data=(Xv, yv), patience=patience, restore_best=restore_best,
+                  scheduler=Recorder(), progress=False)
+    return model, hist, snapshots
+
+
+@pytest.mark.parametrize("patience", [None, 5])
+def test_restore_best_gives_the_weights_of_the_best_validation_epoch(patience):
+    model, hist, snapshots = _overfitting_run(True, patience)
+    best = int(np.argmin(hist.val_loss)) + 1
+    assert hist.best_epoch == best
+    assert best < hist.epochs  # the run went past its best epoch, so restoring changes something
+    if patience is not None:
+        assert hist.stopped_epoch == best + patience
+    for p, saved in zip(model.parameters(), snapshots[best - 1]):
+        np.testing.assert_array_equal(p.value, saved)
+    assert not np.array_equal(model.parameters()[0].value, snapshots[-1][0])
+
+
+def test_without_restore_best_the_last_weights_stay():
+    model, hist, snapshots = _overfitting_run(False, None)
+    assert hist.best_epoch < hist.epochs == len(snapshots)
+    np.testing.assert_array_equal(model.parameters()[0].value, snapshots[-1][0])
+    with pytest.raises(ValueError, match="restore_best=True needs validation_data"):
+        gk.fit(model, gk.losses.MSELoss(), optim.Adam(model.parameters()), np.zeros((4, 6)),
+               np.zeros((4, 1)), restore_best=True, progress=False)
+
+
+# --------------------------------------------------------------------------- quiet traps
+
+def test_float64_data_into_a_float32_model_warns_once_and_says_what_to_do():
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(20, 3)), rng.normal(size=(20, 2))
+    model = nn.Sequential(nn.Linear(3, 2, seed=0))  # float32 by default
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gk.fit(model, gk.losses.MSELoss(), optim.SGD(model.parameters(), lr=0.01), X, y,
+               validation_data=(X[:5], y[:5]), epochs=2, progress=False)
+    assert len(caught) == 1, [str(w.message) for w in caught]
+    message = str(caught[0].message)
+    assert issubclass(caught[0].category, gk._validation.ConversionWarning)
+    assert "X (float64), y (float64), validation_data[0]" in message
+    assert "X.astype(np.float32)" in message and "dtype=np.float64" in message
+    assert model.parameters()[0].value.dtype == np.float32
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matching data: no warning at all
+        gk.fit(model, gk.losses.MSELoss(), optim.SGD(model.parameters(), lr=0.01),
+               X.astype(np.float32), y.astype(np.float32), progress=False)

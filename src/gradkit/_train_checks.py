@@ -25,17 +25,16 @@ def params_finite(params):
 
 
 def snapshot(params, optimizer):
-    """Copies of the parameters and of the optimizer's per-parameter buffers (momentum)."""
-    buffers = [None if b is None else b.copy() for b in getattr(optimizer, "buffers", [])]
-    return [p.value.copy() for p in params], buffers
+    """Copies of the parameters and of the optimizer's state (momentum buffers, Adam moments
+    and step counts; ``state_dict()`` copies its arrays)."""
+    return [p.value.copy() for p in params], optimizer.state_dict()
 
 
 def restore(params, optimizer, state):
-    values, buffers = state
+    values, optimizer_state = state
     for p, saved in zip(params, values):
         p.value[...] = saved
-    if hasattr(optimizer, "buffers"):
-        optimizer.buffers[:] = [None if b is None else b.copy() for b in buffers]
+    optimizer.load_state_dict(optimizer_state)
 
 
 def batch_cause(X, y, rows, lr):

@@ -49,10 +49,12 @@ def _digest(arr):
     return hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()
 
 
-def save(model, path) -> None:
+def save(model, path, *, optimizer=None) -> None:
     """Write ``model`` (a Sequential of supported layers, or one layer) to ``path`` atomically.
 
     The file is written exactly at ``path`` (no suffix is added); ``.npz`` is the convention.
+    ``optimizer`` (built on ``model.parameters()``) stores its state beside the model, so that
+    ``gk.load(path, optimizer=True)`` resumes training where it stopped.
     """
     if not isinstance(model, _nn.Module):
         raise TypeError(f"model must be a gradkit.nn.Module, got {type(model).__name__}")
@@ -63,6 +65,9 @@ def save(model, path) -> None:
             "layers": [_describe(layer) for layer in layers]}
     arrays = {f"p{i}": p.value for i, p in enumerate(model.parameters())}
     arch["sha256"] = {k: _digest(v) for k, v in arrays.items()}
+    if optimizer is not None:
+        arch["optimizer"], opt_arrays = _optimizer_payload(model, optimizer)
+        arrays.update(opt_arrays)
     arrays[_ARCH_KEY] = np.array(json.dumps(arch))
     folder = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
@@ -112,9 +117,17 @@ def _fail(path, why):
     return ModelFileError(f"{path} is not a valid gradkit model file: {why}")
 
 
-def load(path):
+def load(path, *, optimizer: bool = False):
     """Read a model written by ``save``. Raises ModelFileError for a truncated, foreign or
-    tampered file; never unpickles."""
+    tampered file; never unpickles.
+
+    ``optimizer=True`` returns ``(model, optimizer)``: the optimizer saved with
+    ``save(..., optimizer=opt)``, rebuilt on the loaded model's parameters with its
+    hyperparameters and state (momentum buffers, Adam moments and step counts).
+    """
+    if not isinstance(optimizer, (bool, np.bool_)):
+        raise TypeError(f"optimizer must be a bool (True returns (model, optimizer)), got "
+                        f"{type(optimizer).__name__}")
     path = os.fspath(path)
     try:
         data = np.load(path, allow_pickle=False)
@@ -125,6 +138,7 @@ def load(path):
                 raise _fail(path, "no architecture description (not written by gradkit.save)")
             arch_text = str(data[_ARCH_KEY][()])
             arrays = {k: data[k] for k in data.files if k != _ARCH_KEY}
+            opt_arrays = {k: arrays.pop(k) for k in list(arrays) if k.startswith(_OPT_PREFIX)}
     except ModelFileError:
         raise
     except FileNotFoundError:
@@ -181,7 +195,75 @@ def load(path):
             raise _fail(path, f"parameter {i} does not match its checksum (the file was "
                               "modified after saving)")
         p.value[...] = arr
+    if optimizer:
+        return model, _rebuild_optimizer(path, arch.get("optimizer"), opt_arrays, params)
     return model
+
+
+# ------------------------------------------------------------------------ optimizer state
+_OPT_PREFIX = "opt"
+
+
+def _optimizer_payload(model, optimizer):
+    """(JSON description, arrays) of an optimizer's state_dict, arrays keyed opt<i>_<name>."""
+    from gradkit.optim import Optimizer
+
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"optimizer must be a gradkit.optim optimizer, got "
+                        f"{type(optimizer).__name__}")
+    if [id(p) for p in optimizer.params] != [id(p) for p in model.parameters()]:
+        raise ValueError("optimizer must update exactly model.parameters(), in that order "
+                         "(build it as Optimizer(model.parameters(), ...))")
+    sd = optimizer.state_dict()
+    arrays, state = {}, {}
+    for i, entry in sd["state"].items():
+        state[str(i)] = {}
+        for key, value in entry.items():
+            if isinstance(value, np.ndarray):
+                arrays[f"{_OPT_PREFIX}{i}_{key}"] = value
+                state[str(i)][key] = {"array": f"{_OPT_PREFIX}{i}_{key}"}
+            else:
+                state[str(i)][key] = value
+    desc = {"type": type(optimizer).__name__, "param_groups": sd["param_groups"],
+            "state": state, "sha256": {k: _digest(v) for k, v in arrays.items()}}
+    return desc, arrays
+
+
+def _rebuild_optimizer(path, desc, arrays, params):
+    from gradkit import optim
+
+    if desc is None:
+        raise _fail(path, "it holds no optimizer state (save it with gk.save(model, path, "
+                          "optimizer=opt))")
+    kinds = {"SGD": optim.SGD, "Adam": optim.Adam, "AdamW": optim.AdamW}
+    try:
+        cls = kinds[desc["type"]]
+        group = dict(desc["param_groups"][0])
+        if "betas" in group:
+            group["betas"] = tuple(group["betas"])
+        digests = dict(desc["sha256"])
+        state = {}
+        for i, entry in desc["state"].items():
+            state[int(i)] = {}
+            for key, value in entry.items():
+                if isinstance(value, dict):
+                    name = value["array"]
+                    if _digest(arrays[name]) != digests[name]:
+                        raise _fail(path, f"optimizer array {name} does not match its "
+                                          "checksum (the file was modified after saving)")
+                    value = arrays[name]
+                state[int(i)][key] = value
+        if set(digests) != set(arrays):
+            raise ValueError("optimizer arrays do not match their description")
+        group.pop("params")
+        opt = cls([p for p in params], **({"lr": group["lr"]} if cls is optim.SGD else {}))
+        opt.load_state_dict({"state": state,
+                             "param_groups": [dict(group, params=list(range(len(params))))]})
+    except ModelFileError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise _fail(path, f"bad optimizer state ({exc})") from None
+    return opt
 
 
 def _parameter_shapes(spec) -> list[tuple[int, ...]]:

@@ -250,11 +250,7 @@ class Adam(Optimizer):
             getattr(self, name)[i] = entry.get(name)
 
     def step(self) -> None:
-        ops = _config.ops()
-        adam_step = getattr(ops, "adam_step", None)
-        if adam_step is None:
-            raise NotImplementedError(f"the {_config.get_backend()!r} backend has no adam_step; "
-                                      "choose another with gk.set_backend")
+        adam_step = _config.ops().adam_step  # a backend without it raises MissingOpError
         beta1, beta2 = self.betas
         moments = self._MOMENTS if self.amsgrad else self._MOMENTS[:2]
         for i, p in enumerate(self.params):

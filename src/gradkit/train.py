@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import math
 import sys
+import warnings
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
 
 from gradkit import _config, _train_checks, losses as _losses, nn as _nn
-from gradkit._validation import float_array, label_array, positive_int, require_finite
+from gradkit._validation import (FLOAT_DTYPES, ConversionWarning, float_array, label_array,
+                                 positive_int, require_finite)
 from gradkit.backends import _spec
 from gradkit.optim import SGD, Optimizer
 
@@ -43,7 +45,8 @@ class History:
     loss: mean training loss per sample over the epoch (for reduction="sum": the epoch's sum);
     val_loss / val_accuracy: on validation_data after each epoch (accuracy is NaN for regression
     losses); fused: whether the whole-epoch compiled path ran; stopped_epoch: the epoch at which
-    early stopping ended training (None if it did not).
+    early stopping ended training (None if it did not); best_epoch: the epoch of the lowest
+    validation loss (None without validation_data).
     """
 
     loss: list = field(default_factory=list)
@@ -51,6 +54,7 @@ class History:
     val_accuracy: list = field(default_factory=list)
     fused: bool = False
     stopped_epoch: int | None = None
+    best_epoch: int | None = None
 
     @property
     def epochs(self) -> int:
@@ -110,6 +114,35 @@ def _check_y(loss_fn, y, n_rows, n_out, dtype, name="y"):
         raise ValueError(f"{name} must have shape {(n_rows, n_out)} to match the model's "
                          f"{n_out} outputs, got {y.shape}")
     return y
+
+
+def _match_model_dtype(model, loss_fn, X, y, validation_data):
+    """Cast float arrays of the other float dtype to the model's, with one warning that says
+    what to do (instead of one ConversionWarning per array)."""
+    dtype = _model_dtype(model)
+    named = [("X", X), ("y", y)]
+    if isinstance(validation_data, (tuple, list)) and len(validation_data) == 2:
+        named += [("validation_data[0]", validation_data[0]),
+                  ("validation_data[1]", validation_data[1])]
+    if isinstance(loss_fn, _losses.CrossEntropyLoss):
+        named = [(name, a) for name, a in named if name not in ("y", "validation_data[1]")]
+    converted, out = [], {}
+    for name, a in named:
+        if isinstance(a, np.ndarray) and a.dtype in FLOAT_DTYPES and a.dtype != dtype:
+            out[name] = np.asarray(a, dtype=dtype, order="C")
+            converted.append((name, a.dtype))
+    if converted:
+        what = ", ".join(f"{name} ({d})" for name, d in converted)
+        other = "float64" if dtype == np.float32 else "float32"
+        warnings.warn(
+            f"fit converted {what} to the model's {dtype} (a copy per call). To avoid it, pass "
+            f"{dtype} data (X.astype(np.{dtype})) or build the layers in {other} "
+            f"(nn.Linear(..., dtype=np.{other})).", ConversionWarning, stacklevel=3)
+        X, y = out.get("X", X), out.get("y", y)
+        if "validation_data[0]" in out or "validation_data[1]" in out:
+            validation_data = (out.get("validation_data[0]", validation_data[0]),
+                               out.get("validation_data[1]", validation_data[1]))
+    return X, y, validation_data
 
 
 def _check_common(model, loss_fn):
@@ -242,19 +275,30 @@ def _fused_divergence(plan, loss_fn, opt, X, y, perm, batch_size, params, state,
 def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 32,
         shuffle: bool = True, seed=None, validation_data=None, progress: bool = True,
         patience: int | None = None, scheduler=None, fused: bool | None = None,
-        check_finite: bool = True) -> History:
+        check_finite: bool = True, initial_epoch: int = 0,
+        restore_best: bool = False) -> History:
     """Train ``model`` with mini-batch SGD; returns a History (loss, val_loss, val_accuracy).
 
     Each epoch visits every row once, in mini-batches of ``batch_size`` (the last may be
     smaller), in an order drawn from ``np.random.default_rng(seed)`` when ``shuffle``. With
     ``validation_data=(X_val, y_val)`` the validation loss (and accuracy for classification) is
     recorded after each epoch; ``patience`` stops training after that many epochs without a
-    lower validation loss. ``scheduler`` (e.g. optim.StepLR) is stepped after each epoch.
+    lower validation loss; ``restore_best=True`` (Keras's ``restore_best_weights``) gives the
+    model, when fit returns, the parameters it had after the epoch of lowest validation loss
+    (``History.best_epoch``), whether or not training stopped early. ``scheduler`` (e.g.
+    optim.StepLR) is stepped after each epoch.
     ``fused=None`` uses the whole-epoch compiled path when the model allows it, True requires
     it, False forces the layer-by-layer path. X (and y for regression losses) must be finite
     unless ``check_finite=False``. A NaN or infinite loss or update raises
     TrainingDivergedError naming the first bad epoch and step and its likely cause; the model
-    (and momentum) go back to the start of that epoch (of the block of epochs run in one call).
+    (and the optimizer's state) go back to the start of that epoch (of the block of epochs run
+    in one call).
+
+    Resuming (as Keras): ``initial_epoch=k`` says k epochs are done, and trains epochs k+1 to
+    ``epochs``. With the same ``seed`` it takes the orders those epochs would have had, so
+    ``fit(epochs=2, seed=s)``, ``gk.save(model, path, optimizer=opt)``, ``gk.load(path,
+    optimizer=True)`` and ``fit(epochs=4, initial_epoch=2, seed=s)`` give the bits of
+    ``fit(epochs=4, seed=s)`` (a scheduler must be restored by the caller).
     """
     _check_common(model, loss_fn)
     if not isinstance(optimizer, Optimizer):
@@ -264,12 +308,21 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 3
     if loss_fn.reduction == "none":
         raise ValueError("loss_fn.reduction='none' cannot drive training; use 'mean' or 'sum'")
     epochs = positive_int(epochs, "epochs")
+    initial_epoch = positive_int(initial_epoch, "initial_epoch", low=0)
+    if initial_epoch >= epochs:
+        raise ValueError(f"initial_epoch={initial_epoch} must be < epochs={epochs} (epochs is "
+                         "the last epoch's number, as in Keras)")
     batch_size = positive_int(batch_size, "batch_size")
     if patience is not None:
         patience = positive_int(patience, "patience")
         if validation_data is None:
             raise ValueError("patience needs validation_data: early stopping watches the "
                              "validation loss")
+    if not isinstance(restore_best, (bool, np.bool_)):
+        raise TypeError(f"restore_best must be a bool, got {type(restore_best).__name__}")
+    if restore_best and validation_data is None:
+        raise ValueError("restore_best=True needs validation_data: the best epoch is the one "
+                         "with the lowest validation loss")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
         raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
     if fused not in (None, True, False):
@@ -277,6 +330,7 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 3
     if scheduler is not None and not hasattr(scheduler, "step"):
         raise TypeError("scheduler must have a step() method (e.g. gradkit.optim.StepLR)")
 
+    X, y, validation_data = _match_model_dtype(model, loss_fn, X, y, validation_data)
     X = _check_X(model, X)
     n = X.shape[0]
     if hasattr(y, "__len__") and not isinstance(y, (str, bytes)) and len(y) != n:
@@ -303,20 +357,23 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 3
             raise ValueError(f"fused=True but this model cannot run fused: {why}")
 
     rng = np.random.default_rng(seed)
+    if shuffle:
+        for _ in range(initial_epoch):  # the orders of the epochs already done
+            rng.permutation(n)
     steps = -(-n // batch_size)
     sizes = np.full(steps, batch_size, dtype=np.float64)
     sizes[-1] = n - (steps - 1) * batch_size
     show = bool(progress) and sys.stderr.isatty()
     history = History(fused=plan is not None)
     params = model.parameters()
-    best, waited = math.inf, 0
+    best, waited, best_values = math.inf, 0, None
 
     # Without per-epoch work in Python (bar, validation, schedule), several epochs run in one
     # compiled call: the same arithmetic, minus the per-call cost that dominates tiny networks.
     block = 1
     if plan is not None and not show and validation_data is None and scheduler is None:
         block = max(1, min(epochs, (1 << 20) // n))
-    done_epochs = 0
+    done_epochs = initial_epoch
     while done_epochs < epochs:
         nb = min(block, epochs - done_epochs)
         epoch = done_epochs + 1
@@ -371,9 +428,14 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 3
             val = float(loss_fn._compute(out, yv))
             history.val_loss.append(val)
             history.val_accuracy.append(_accuracy(loss_fn, out, yv))
+            improved = val < best
+            if improved:
+                best, history.best_epoch = val, epoch
+                if restore_best:
+                    best_values = [p.value.copy() for p in params]
             if patience is not None:
-                if val < best:
-                    best, waited = val, 0
+                if improved:
+                    waited = 0
                 else:
                     waited += 1
                     if waited >= patience:
@@ -381,6 +443,9 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 3
                         break
         if scheduler is not None:
             scheduler.step()
+    if best_values is not None:
+        for p, value in zip(params, best_values):
+            p.value[...] = value
     return history
 
 
