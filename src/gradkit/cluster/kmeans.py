@@ -51,10 +51,11 @@ _ALGORITHMS = ("lloyd", "elkan", "hamerly")
 
 
 def _auto_algorithm(n, d, k):
-    """The algorithm "auto" runs. Hamerly skips most distances once the labels settle, but
-    pays float64 distances for the rows it cannot settle and a pass of bound bookkeeping; it
-    won on every case measured with k >= 32 (100k x 50 k=100, 1M x 32 k=100, Fashion-MNIST
-    60k x 784 k=256) and lost or tied at k <= 10 where a Lloyd pass is cheap."""
+    """The algorithm "auto" runs. Measured on one AVX2 CPU (AMD EPYC Zen 3, loaded machine),
+    100k x 50 float32 blobs, k=100, 1 thread, whole fit to tol=1e-4 (46 iterations): Lloyd
+    14.0 s, Hamerly 6.6 s (82% of distances skipped), Elkan 28.9 s (93% skipped, but O(k)
+    bound upkeep per row and float64 distances). The k >= 32 threshold is not yet measured:
+    with few centres a Lloyd pass is cheap and the bounds prune little."""
     return "hamerly" if k >= 32 and n >= 4 * k else "lloyd"
 
 
