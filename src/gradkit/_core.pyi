@@ -140,6 +140,11 @@ def kmeans_lloyd(X: _Array[_F], sample_weight: _Array[_F] | None, centers: _Arra
                  n_threads: int) -> tuple[float, int]:
     """The whole Lloyd loop: centers INOUT, labels OUT. Returns (inertia, n_iter)."""
 
+def kmeans_fit(X: _Array[_F], sample_weight: _Array[_F] | None, centers: _Array[_F],
+               labels: npt.NDArray[np.int32], max_iter: int, tol: float, algorithm: int,
+               n_threads: int) -> tuple[float, int, int]:
+    """The k-means loop with algorithm 0 (lloyd), 1 (hamerly) or 2 (elkan): centers INOUT, labels OUT. Returns (inertia, n_iter, n_distances computed)."""
+
 def kmeans_plusplus(X: _Array[_F], sample_weight: _Array[_F] | None, n_clusters: int,
                     n_local_trials: int, uniforms: npt.NDArray[np.float64],
                     n_threads: int) -> npt.NDArray[np.int64]:

@@ -104,6 +104,20 @@ def kmeans_lloyd(X, sample_weight, centers_init, max_iter, tol, n_threads=1):
     return centers, labels, inertia, n_iter
 
 
+KMEANS_ALGORITHMS = {"lloyd": 0, "hamerly": 1, "elkan": 2}  # the kernel's KMeansAlgorithm
+
+
+def kmeans_fit(X, sample_weight, centers_init, max_iter, tol, algorithm, n_threads=1):
+    """kmeans_lloyd with an exact algorithm from KMEANS_ALGORITHMS; also returns the number of
+    row-centre distances computed."""
+    centers = centers_init.copy()
+    labels = np.empty(X.shape[0], dtype=np.int32)
+    inertia, n_iter, n_distances = _core.kmeans_fit(X, sample_weight, centers, labels, max_iter,
+                                                    tol, KMEANS_ALGORITHMS[algorithm],
+                                                    n_threads)
+    return centers, labels, inertia, n_iter, n_distances
+
+
 def kmeans_plusplus(X, sample_weight, n_clusters, n_local_trials, uniforms, n_threads=1):
     return _core.kmeans_plusplus(X, sample_weight, n_clusters, n_local_trials, uniforms,
                                  n_threads)
