@@ -227,7 +227,8 @@ def _diverged(value, epoch, step, steps, lr):
 
 def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 32,
         shuffle: bool = True, seed=None, validation_data=None, progress: bool = True,
-        patience: int | None = None, scheduler=None, fused: bool | None = None) -> History:
+        patience: int | None = None, scheduler=None, fused: bool | None = None,
+        sync_every: int | None = None, client=None) -> History:
     """Train ``model`` with mini-batch SGD; returns a History (loss, val_loss, val_accuracy).
 
     Each epoch visits every row once, in mini-batches of ``batch_size`` (the last may be
@@ -238,12 +239,26 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 3
     ``fused=None`` uses the whole-epoch compiled path when the model allows it, True requires
     it, False forces the layer-by-layer path. A NaN or infinite loss raises
     TrainingDivergedError naming the epoch and step; the parameters stay finite.
+
+    X and y may be dask arrays chunked alike by rows (data-parallel, see gradkit.train_dask):
+    ``batch_size=None`` is exact full-batch descent, otherwise local SGD averaging the chunks'
+    models every ``sync_every`` mini-batches (None: once an epoch); ``client`` is None (dask's
+    default scheduler), a distributed.Client or a scheduler address.
     """
     _check_common(model, loss_fn)
     if not isinstance(optimizer, SGD):
         raise TypeError(f"optimizer must be a gradkit.optim.SGD, got {type(optimizer).__name__}")
     if loss_fn.reduction == "none":
         raise ValueError("loss_fn.reduction='none' cannot drive training; use 'mean' or 'sum'")
+    if any(type(a).__module__.startswith("dask.") for a in (X, y)):  # data-parallel on Dask
+        from gradkit import train_dask
+        return train_dask.fit(model, loss_fn, optimizer, X, y, epochs=epochs,
+                              batch_size=batch_size, shuffle=shuffle, seed=seed,
+                              validation_data=validation_data, patience=patience,
+                              scheduler=scheduler, sync_every=sync_every, client=client,
+                              history=History(fused=False))
+    if sync_every is not None or client is not None:
+        raise TypeError("sync_every and client apply to dask arrays X, y only")
     epochs = positive_int(epochs, "epochs")
     batch_size = positive_int(batch_size, "batch_size")
     if patience is not None:
