@@ -9,6 +9,7 @@ void bind_nn(py::module_& m);       // nn.cpp: activations, losses, SGD step
 void bind_optim(py::module_& m);    // optim.cpp: Adam / AdamW step
 void bind_mlp(py::module_& m);      // mlp.cpp: whole-epoch training of Sequential MLPs
 void bind_cluster(py::module_& m);  // cluster.cpp: k-means kernels
+void bind_dask(py::module_& m);     // dask.cpp: per-chunk k-means partials for Dask
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "gradkit compiled kernels (C++17, OpenMP). Call through gradkit, not directly.";
@@ -18,4 +19,5 @@ PYBIND11_MODULE(_core, m) {
   bind_optim(m);
   bind_mlp(m);
   bind_cluster(m);
+  bind_dask(m);
 }

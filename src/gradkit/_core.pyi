@@ -152,3 +152,10 @@ def kmeans_plusplus(X: _Array[_F], sample_weight: _Array[_F] | None, n_clusters:
 
 def kmeans_mean_variance(X: _Array[_F], n_threads: int) -> float:
     """Mean over features of the variance of X, in float64 (not finite if X is not)."""
+
+# ------------------------------------------------------------------------ dask.cpp
+def kmeans_chunk_partials(X: _Array[_F], sample_weight: _Array[_F] | None,
+                          centers: _Array[_F]) -> tuple[npt.NDArray[np.float64],
+                                                        npt.NDArray[np.float64], float]:
+    """Per-cluster float64 sums (k, d) and weights (k,) of a chunk's rows and its inertia, for
+    the nearest of `centers` (one thread: the task is the unit of parallelism)."""

@@ -276,7 +276,7 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 3
         shuffle: bool = True, seed=None, validation_data=None, progress: bool = True,
         patience: int | None = None, scheduler=None, fused: bool | None = None,
         check_finite: bool = True, initial_epoch: int = 0,
-        restore_best: bool = False) -> History:
+        restore_best: bool = False, sync_every: int | None = None, client=None) -> History:
     """Train ``model`` with mini-batch SGD; returns a History (loss, val_loss, val_accuracy).
 
     Each epoch visits every row once, in mini-batches of ``batch_size`` (the last may be
@@ -299,6 +299,11 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 3
     ``fit(epochs=2, seed=s)``, ``gk.save(model, path, optimizer=opt)``, ``gk.load(path,
     optimizer=True)`` and ``fit(epochs=4, initial_epoch=2, seed=s)`` give the bits of
     ``fit(epochs=4, seed=s)`` (a scheduler must be restored by the caller).
+
+    X and y may be dask arrays chunked alike by rows (data-parallel, see gradkit.train_dask):
+    ``batch_size=None`` is exact full-batch descent, otherwise local SGD averaging the chunks'
+    models every ``sync_every`` mini-batches (None: once an epoch); ``client`` is None (dask's
+    default scheduler), a distributed.Client or a scheduler address.
     """
     _check_common(model, loss_fn)
     if not isinstance(optimizer, Optimizer):
@@ -307,6 +312,15 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 3
     _train_checks.check_optimizer_params(model, optimizer)
     if loss_fn.reduction == "none":
         raise ValueError("loss_fn.reduction='none' cannot drive training; use 'mean' or 'sum'")
+    if any(type(a).__module__.startswith("dask.") for a in (X, y)):  # data-parallel on Dask
+        from gradkit import train_dask
+        return train_dask.fit(model, loss_fn, optimizer, X, y, epochs=epochs,
+                              batch_size=batch_size, shuffle=shuffle, seed=seed,
+                              validation_data=validation_data, patience=patience,
+                              scheduler=scheduler, sync_every=sync_every, client=client,
+                              history=History(fused=False))
+    if sync_every is not None or client is not None:
+        raise TypeError("sync_every and client apply to dask arrays X, y only")
     epochs = positive_int(epochs, "epochs")
     initial_epoch = positive_int(initial_epoch, "initial_epoch", low=0)
     if initial_epoch >= epochs:
