@@ -174,7 +174,8 @@ def _fused_plan(model, loss_fn, optimizer):
                  getattr(loss_fn, "half", False), [index[id(p)] for p in params]), ""
 
 
-def _fused_chunk(plan, loss_fn, opt, X, y, perm, batch_size, first_step, step_loss):
+def _fused_chunk(plan, loss_fn, opt, X, y, perm, batch_size, first_step, step_loss,
+                 sparse_input="auto"):
     """Run len(step_loss) steps from first_step; returns the number of steps done."""
     params = [p for lin in plan.linears for p in lin.parameters()]
     first = False
@@ -199,10 +200,13 @@ def _fused_chunk(plan, loss_fn, opt, X, y, perm, batch_size, first_step, step_lo
                 bbufs.append(None)
     else:
         wbufs = bbufs = [None] * len(plan.linears)
+    # Only the cpp epoch has a zero-skipping first layer; the others are dense already.
+    extra = {"sparse_input": sparse_input} if _config.get_backend() == "cpp" else {}
     return _config.ops().mlp_epoch(
         weights, biases, wbufs, bbufs, plan.activations, plan.slope, plan.loss,
         loss_fn.reduction, plan.half, X, y, perm, batch_size, first_step, len(step_loss),
-        opt.lr, opt.momentum, opt.dampening, opt.nesterov, opt.weight_decay, first, step_loss)
+        opt.lr, opt.momentum, opt.dampening, opt.nesterov, opt.weight_decay, first, step_loss,
+        **extra)
 
 
 # ---------------------------------------------------------------------------------- fit
@@ -227,7 +231,8 @@ def _diverged(value, epoch, step, steps, lr):
 
 def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 32,
         shuffle: bool = True, seed=None, validation_data=None, progress: bool = True,
-        patience: int | None = None, scheduler=None, fused: bool | None = None) -> History:
+        patience: int | None = None, scheduler=None, fused: bool | None = None,
+        sparse_input="auto") -> History:
     """Train ``model`` with mini-batch SGD; returns a History (loss, val_loss, val_accuracy).
 
     Each epoch visits every row once, in mini-batches of ``batch_size`` (the last may be
@@ -238,6 +243,10 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 3
     ``fused=None`` uses the whole-epoch compiled path when the model allows it, True requires
     it, False forces the layer-by-layer path. A NaN or infinite loss raises
     TrainingDivergedError naming the epoch and step; the parameters stay finite.
+    ``sparse_input`` chooses how the fused epoch's first layer treats exact zeros of X (pixels
+    of images): False never looks for them, True skips them (cpp backend, on CPUs with the
+    zero-skipping kernels; elsewhere the dense layer runs), "auto" decides from a cost model on
+    the first batch. The result is the same either way up to the order of float sums.
     """
     _check_common(model, loss_fn)
     if not isinstance(optimizer, SGD):
@@ -255,6 +264,11 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 3
         raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
     if fused not in (None, True, False):
         raise TypeError(f"fused must be None, True or False, got {fused!r}")
+    if not (sparse_input is True or sparse_input is False or sparse_input == "auto"):
+        raise ValueError(f"sparse_input must be 'auto', True or False, got {sparse_input!r}")
+    if sparse_input is True and _config.get_backend() != "cpp":
+        raise ValueError("sparse_input=True needs the 'cpp' backend (the zero-skipping first "
+                         f"layer is C++ only); the backend is {_config.get_backend()!r}")
     if scheduler is not None and not hasattr(scheduler, "step"):
         raise TypeError("scheduler must have a step() method (e.g. gradkit.optim.StepLR)")
 
@@ -316,7 +330,7 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 3
                 for first in range(0, total, chunk):
                     k = min(chunk, total - first)
                     ran = _fused_chunk(plan, loss_fn, optimizer, X, y, perm, batch_size, first,
-                                       step_loss[first:first + k])
+                                       step_loss[first:first + k], sparse_input=sparse_input)
                     if ran < k:
                         bad = first + ran
                         _restore_if_needed(params, snapshot)

@@ -122,7 +122,7 @@ _ACT_CODES = {"none": 0, "relu": 1, "leaky_relu": 2, "sigmoid": 3, "tanh": 4}
 
 def mlp_epoch(weights, biases, weight_bufs, bias_bufs, activations, slope, loss, reduction, half,
               X, y, perm, batch_size, first_step, n_steps, lr, momentum, dampening, nesterov,
-              weight_decay, first, step_loss):
+              weight_decay, first, step_loss, sparse_input="auto"):
     labels = y if loss == "cross_entropy" else None
     targets = None if loss == "cross_entropy" else y
     return _core.mlp_epoch(
@@ -130,4 +130,5 @@ def mlp_epoch(weights, biases, weight_bufs, bias_bufs, activations, slope, loss,
         [_ACT_CODES[a] for a in activations], float(slope), MLP_LOSSES.index(loss),
         reduction == "mean", bool(half), X, labels, targets, perm, int(batch_size),
         int(first_step), int(n_steps), float(lr), float(momentum), float(dampening),
-        bool(nesterov), float(weight_decay), bool(first), step_loss)
+        bool(nesterov), float(weight_decay), bool(first), step_loss,
+        {"auto": 2, True: 1, False: 0}[sparse_input])
