@@ -67,12 +67,13 @@ def _kib(n: int) -> str:
     return f"{n // 1024} KiB" if n < 1 << 20 else f"{n / (1 << 20):g} MiB"
 
 
-def show_config(file=None) -> dict:
-    """Print (and return) the version, the ISA in use, threads and the available backends."""
+def config() -> dict:
+    """The version, the ISA in use (and the best one detected), the caches read from the CPU,
+    threads and the backends."""
     from gradkit import __version__, _core
 
     cpu = _core.cpu_info()
-    info = {
+    return {
         "version": __version__,
         "python": platform.python_version(),
         "machine": platform.machine(),
@@ -87,9 +88,13 @@ def show_config(file=None) -> dict:
         "backend": get_backend(),
         "backends": available_backends(),
     }
+
+
+def show_config(file=None) -> None:
+    """Print ``config()`` as a table (to ``file``, default stdout); ``gk.config()`` returns it."""
+    info = config()
     width = max(map(len, info))
     for key, value in info.items():
         if isinstance(value, list):
             value = ", ".join(value)
         print(f"{key:<{width}} : {value}", file=file)
-    return info
