@@ -279,10 +279,9 @@ def _run(fn, op, args):
     return out, tuple(args[i] for i in IN_PLACE.get(op, ()) if args[i] is not None)
 
 
-# The C++ kernels map a NaN through ReLU to 0 until the core branch lands (issue 13, item 1);
-# strict, so the day they keep NaN these markers fail and must go.
-_CPP_RELU_NAN = pytest.mark.xfail(strict=True, reason="issue 13 item 1: C++ ReLU turns NaN into 0")
-_KNOWN = {("relu", "cpp"): _CPP_RELU_NAN}
+# Known departures from the specification, as strict xfail markers: (op, backend) -> mark.
+# (The C++ ReLU keeps NaN since the core branch: its marker is gone.)
+_KNOWN = {}
 
 
 def _pairs(pairs):
