@@ -331,8 +331,7 @@ def test_nan_stays_nan(op, backend, dtype):
     assert np.isnan(y[0, 0]) and np.isnan(y[0, 3]), y
 
 
-@pytest.mark.parametrize("backend", [pytest.param(b)
-                                     for b in BACKENDS if _spec.implements(b, "linear")])
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if _spec.implements(b, "linear")])
 def test_nan_stays_nan_through_a_dense_layer(backend, dtype):
     ops = _backend(backend)
     x = np.array([[np.nan, 1.0], [1.0, 2.0]], dtype)
