@@ -279,15 +279,8 @@ def _run(fn, op, args):
     return out, tuple(args[i] for i in IN_PLACE.get(op, ()) if args[i] is not None)
 
 
-# The C++ kernels map a NaN through ReLU to 0 until the core branch lands (issue 13, item 1);
-# strict, so the day they keep NaN these markers fail and must go.
-_CPP_RELU_NAN = pytest.mark.xfail(strict=True, reason="issue 13 item 1: C++ ReLU turns NaN into 0")
-_KNOWN = {("relu", "cpp"): _CPP_RELU_NAN}
-
-
 def _pairs(pairs):
-    return [pytest.param(o, b, marks=[_KNOWN[o, b]] if (o, b) in _KNOWN else [], id=f"{o}-{b}")
-            for o, b in pairs]
+    return [pytest.param(o, b, id=f"{o}-{b}") for o, b in pairs]
 
 
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # inf inputs
@@ -338,8 +331,7 @@ def test_nan_stays_nan(op, backend, dtype):
     assert np.isnan(y[0, 0]) and np.isnan(y[0, 3]), y
 
 
-@pytest.mark.parametrize("backend", [pytest.param(b, marks=[_CPP_RELU_NAN] if b == "cpp" else [])
-                                     for b in BACKENDS if _spec.implements(b, "linear")])
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if _spec.implements(b, "linear")])
 def test_nan_stays_nan_through_a_dense_layer(backend, dtype):
     ops = _backend(backend)
     x = np.array([[np.nan, 1.0], [1.0, 2.0]], dtype)
