@@ -60,13 +60,8 @@ def _auto_algorithm(n, d, k):
 
 
 def _ops():
-    """The selected backend, or the C++ one for backends without k-means kernels (cython)."""
-    ops = _config.ops()
-    if not hasattr(ops, "kmeans_lloyd"):
-        from gradkit.backends import load
-
-        ops = load("cpp")
-    return ops
+    """The selected backend (every backend has the Lloyd kernels; only C++ has the others)."""
+    return _config.ops()
 
 
 def _threads(n_threads):
@@ -300,8 +295,9 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
         random_state = _random_state(self.random_state)
         ops = _ops()
         algorithm = self.algorithm
-        if algorithm == "auto":
-            algorithm = _auto_algorithm(X.shape[0], X.shape[1], self.n_clusters)
+        if algorithm == "auto":  # backends without the bound-based kernels run Lloyd
+            algorithm = (_auto_algorithm(X.shape[0], X.shape[1], self.n_clusters)
+                         if hasattr(ops, "kmeans_fit") else "lloyd")
         if algorithm != "lloyd" and not hasattr(ops, "kmeans_fit"):
             raise ValueError(f"algorithm={self.algorithm!r}: the {_config.get_backend()!r} "
                              "backend implements only 'lloyd' (select the 'cpp' backend for "
