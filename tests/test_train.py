@@ -666,7 +666,8 @@ def test_first_layer_is_bitwise_identical_for_1_and_2_threads(n, d, hidden, batc
 
 
 def test_first_layer_divergence_restores_the_callers_weights():
-    """A non-finite loss mid-epoch: the transposed weight is written back, restored and finite."""
+    """A non-finite loss mid-epoch: the transposed weight is written back, and the model is
+    restored to the start of the block (its three epochs run in one call, so fit's start)."""
     X, y = _sparse_blobs(64, 100, zero_fraction=0.5)
     with gk.use_backend("cpp"):
         model = _first_layer_model("relu-momentum", np.float64)
@@ -676,8 +677,7 @@ def test_first_layer_divergence_restores_the_callers_weights():
             gk.fit(model, losses.CrossEntropyLoss(), opt, 1e3 * X, y, epochs=3, batch_size=8,
                    progress=False)
     for p, s in zip(params_of(model), start):
-        assert np.isfinite(p).all()
-        assert p.shape == s.shape
+        np.testing.assert_array_equal(p, s)
 
 
 @pytest.mark.parametrize("fused_backend", FUSED_BACKENDS)

@@ -136,6 +136,36 @@ void bind_dtype(py::module_& m) {
       "The whole Lloyd loop: centers INOUT, labels OUT. Returns (inertia, n_iter).");
 
   m.def(
+      "kmeans_fit",
+      [](carray<T> X, py::object sample_weight, carray<T> centers, carray<int32_t> labels,
+         int max_iter, double tol, int algorithm, int n_threads) {
+        check_centers(X, centers, "centers");
+        check_labels(labels, X.shape(0));
+        if (algorithm < 0 || algorithm > 2)
+          throw py::value_error("algorithm must be 0 (lloyd), 1 (hamerly) or 2 (elkan), got " +
+                                std::to_string(algorithm));
+        const int64_t n = X.shape(0), d = X.shape(1), k = centers.shape(0);
+        auto w = weights<T>(sample_weight, n);
+        const T* wp = wptr(sample_weight, w);
+        T* c = centers.mutable_data();
+        int32_t* lab = labels.mutable_data();
+        int64_t n_iter = 0, n_distances = 0;
+        double inertia;
+        {
+          py::gil_scoped_release release;
+          inertia = gk::kmeans_fit(c, lab, &n_iter, &n_distances, X.data(), wp, n, d, k,
+                                   max_iter, tol, static_cast<gk::KMeansAlgorithm>(algorithm),
+                                   n_threads);
+        }
+        return py::make_tuple(inertia, n_iter, n_distances);
+      },
+      py::arg("X").noconvert(), py::arg("sample_weight"), py::arg("centers").noconvert(),
+      py::arg("labels").noconvert(), py::arg("max_iter"), py::arg("tol"), py::arg("algorithm"),
+      py::arg("n_threads"),
+      "The k-means loop with algorithm 0 (lloyd), 1 (hamerly) or 2 (elkan): centers INOUT, "
+      "labels OUT. Returns (inertia, n_iter, n_distances computed).");
+
+  m.def(
       "kmeans_plusplus",
       [](carray<T> X, py::object sample_weight, int64_t n_clusters, int64_t n_local_trials,
          carray<double> uniforms, int n_threads) {

@@ -46,6 +46,22 @@ template <typename T>
 double kmeans_lloyd(T* centers, int32_t* labels, int64_t* n_iter, const T* X, const T* w,
                     int64_t n, int64_t d, int64_t k, int max_iter, double tol, int n_threads);
 
+// Exact k-means algorithms: the same labels, centres and iteration count as Lloyd (the bounds
+// carry a margin for the rounding of the tile's expanded-form distances, so a row they skip
+// is a row whose tile label could not change), differing only in the distances computed.
+enum class KMeansAlgorithm : int {
+  lloyd = 0,    // every distance, every iteration
+  hamerly = 1,  // one upper and one lower bound per row: 3 extra n-vectors of doubles
+  elkan = 2,    // one lower bound per row and centre: n x k floats, plus 2 n-vectors
+};
+
+// kmeans_lloyd with the algorithm chosen; *n_distances OUT = row-centre distances computed
+// over the whole fit (Lloyd computes n k per iteration).
+template <typename T>
+double kmeans_fit(T* centers, int32_t* labels, int64_t* n_iter, int64_t* n_distances,
+                  const T* X, const T* w, int64_t n, int64_t d, int64_t k, int max_iter,
+                  double tol, KMeansAlgorithm algorithm, int n_threads);
+
 // Greedy k-means++: indices (OUT, n_clusters) of the chosen rows. uniforms holds
 // 1 + (n_clusters - 1) * n_local_trials numbers in [0, 1): the first picks the first centre
 // with probability proportional to w, each later group of n_local_trials picks candidates

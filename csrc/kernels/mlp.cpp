@@ -15,6 +15,7 @@
 
 #include "kernels/cpu.hpp"
 #include "kernels/gemm_naive.hpp"
+#include "kernels/loss.hpp"
 #if defined(GRADKIT_HAVE_AVX512)
 #include "kernels/mlp_first.hpp"
 #endif
@@ -46,101 +47,40 @@ void parallel_for(int64_t n, int nt, F&& f) {
     return;
   }
 #pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t i = 0; i < n; ++i) f(i);
+  for (int64_t i = 0; i < n; ++i) {
+    if (i == 0) note_team(omp_get_num_threads());
+    f(i);
+  }
 }
 
-// dz = dy * act'(y), in place on d (n values), from the forward output y.
+// dz = dy * act'(y), in place on d (n values), from the forward output y (activation.hpp).
 template <typename T>
 void act_backward_inplace(T* d, const T* y, int64_t n, Act act, T slope) {
+  if (act == Act::none) return;
   const int nt = threads_for(double(n));
-  switch (act) {
-    case Act::relu:
-      parallel_for(n, nt, [=](int64_t i) { d[i] = y[i] > T(0) ? d[i] : T(0); });
-      break;
-    case Act::leaky_relu:
-      parallel_for(n, nt, [=](int64_t i) { d[i] = y[i] > T(0) ? d[i] : d[i] * slope; });
-      break;
-    case Act::sigmoid:
-      parallel_for(n, nt, [=](int64_t i) { d[i] = d[i] * y[i] * (T(1) - y[i]); });
-      break;
-    case Act::tanh:
-      parallel_for(n, nt, [=](int64_t i) { d[i] = d[i] * (T(1) - y[i] * y[i]); });
-      break;
-    default:
-      break;
-  }
+  const int64_t chunk = (n + nt - 1) / nt;
+  parallel_for(nt, nt, [=](int64_t t) {
+    const int64_t b = t * chunk, e = std::min(n, b + chunk);
+    if (b < e) act::backward_range(act, d + b, d + b, y + b, e - b, slope);
+  });
 }
 
-// Sum of f(i) for i in [0, n) in four interleaved running sums (i mod 4), added at the end: one
-// long chain of dependent adds would cost its latency per element. Fixed order: deterministic.
-template <typename F>
-double sum4(int64_t n, F&& f) {
-  double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
-  int64_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    s0 += f(i);
-    s1 += f(i + 1);
-    s2 += f(i + 2);
-    s3 += f(i + 3);
-  }
-  for (; i < n; ++i) s0 += f(i);
-  return (s0 + s1) + (s2 + s3);
-}
-
-// Loss of one batch and its gradient w.r.t. the last layer's output, in one pass.
-// out is (m, C); grad (m, C) OUT. Returns the reduced loss value (float64 accumulation).
+// Loss of one batch and its gradient w.r.t. the last layer's output: the standalone fused loss
+// kernels of loss.hpp (one definition). out is (m, C); grad (m, C) OUT. Returns the reduced value.
 template <typename T>
 double loss_forward_backward(T* grad, const T* out, int64_t m, int64_t C, const MlpLossParams& p,
                              const int64_t* labels, const T* targets) {
-  double total = 0.0;
-  if (p.kind == MlpLoss::cross_entropy) {
-    const T scale = p.mean ? T(1.0 / double(m)) : T(1);
-    for (int64_t i = 0; i < m; ++i) {
-      const T* z = out + i * C;
-      T* g = grad + i * C;
-      T zmax = z[0];
-      for (int64_t j = 1; j < C; ++j) zmax = std::max(zmax, z[j]);
-      T sum = T(0);
-      for (int64_t j = 0; j < C; ++j) {
-        g[j] = std::exp(z[j] - zmax);
-        sum += g[j];
-      }
-      const T log_norm = std::log(sum);
-      const int64_t label = labels[i];
-      total += double(log_norm - (z[label] - zmax));
-      const T inv = T(1) / sum;
-      for (int64_t j = 0; j < C; ++j) g[j] = g[j] * inv * scale;
-      g[label] -= scale;
-    }
-    return p.mean ? total / double(m) : total;
+  const Reduction r = p.mean ? Reduction::mean : Reduction::sum;
+  switch (p.kind) {
+    case MlpLoss::cross_entropy:
+      return cross_entropy_loss_fused(grad, static_cast<T*>(nullptr), out, labels, m, C, r);
+    case MlpLoss::mse:
+      return mse_loss_fused(grad, static_cast<T*>(nullptr), out, targets, m * C, r, p.half);
+    case MlpLoss::l1:
+      return l1_loss_fused(grad, static_cast<T*>(nullptr), out, targets, m * C, r);
+    default:
+      return bce_with_logits_loss_fused(grad, static_cast<T*>(nullptr), out, targets, m * C, r);
   }
-  const int64_t n = m * C;
-  const T scale = p.mean ? T(1.0 / double(n)) : T(1);
-  if (p.kind == MlpLoss::mse) {
-    const double factor = p.half ? 0.5 : 1.0;
-    const T gscale = T(2.0 * factor) * scale;
-    total = sum4(n, [=](int64_t i) {
-      const T diff = out[i] - targets[i];
-      grad[i] = diff * gscale;
-      return factor * double(diff * diff);
-    });
-  } else if (p.kind == MlpLoss::l1) {
-    total = sum4(n, [=](int64_t i) {
-      const T diff = out[i] - targets[i];
-      grad[i] = diff > T(0) ? scale : (diff < T(0) ? -scale : T(0));
-      return double(std::fabs(diff));
-    });
-  } else {  // bce_with_logits: max(z, 0) - y z + log1p(e^-|z|); gradient sigmoid(z) - y
-    total = sum4(n, [=](int64_t i) {
-      const T z = out[i];
-      const T y = targets[i];
-      const T e = std::exp(-std::fabs(z));
-      const T sig = z >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e);
-      grad[i] = (sig - y) * scale;
-      return double(std::max(z, T(0)) - y * z + std::log1p(e));
-    });
-  }
-  return p.mean ? total / double(n) : total;
 }
 
 // g (n) OUT = column sums of d (m, n). Blocks of 16 columns accumulate in registers, each sum
@@ -170,20 +110,15 @@ void column_sums(T* g, const T* d, int64_t m, int64_t n) {
   }
 }
 
-// PyTorch SGD on one parameter array (n values), in place on param and buf.
+// PyTorch SGD (sgd.hpp) on one parameter array (n values), in place on param and buf.
 template <typename T>
 void sgd_update(T* param, const T* grad, T* buf, int64_t n, const SgdParams& s) {
-  const T lr = T(s.lr), mom = T(s.momentum), damp = T(1.0 - s.dampening), wd = T(s.weight_decay);
-  const bool use_wd = s.weight_decay != 0.0, use_mom = s.momentum != 0.0;
-  const bool first = s.first, nesterov = s.nesterov;
-  parallel_for(n, threads_for(4.0 * double(n)), [=](int64_t i) {
-    T g = use_wd ? grad[i] + wd * param[i] : grad[i];
-    if (use_mom) {
-      const T b = first ? g : mom * buf[i] + damp * g;
-      buf[i] = b;
-      g = nesterov ? g + mom * b : b;
-    }
-    param[i] -= lr * g;
+  const ScalarSgd<T> rule(s);
+  const int nt = threads_for(4.0 * double(n));
+  const int64_t chunk = (n + nt - 1) / nt;
+  parallel_for(nt, nt, [=, &rule](int64_t t) {
+    const int64_t b = t * chunk, e = std::min(n, b + chunk);
+    if (b < e) sgd_range(param + b, buf ? buf + b : nullptr, grad + b, e - b, rule);
   });
 }
 

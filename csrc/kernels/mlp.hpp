@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "kernels/gemm.hpp"
+#include "kernels/sgd.hpp"
 
 namespace gk {
 
@@ -34,15 +35,6 @@ struct MlpLayer {
   int64_t in;
   int64_t out;
   Act act;         // activation applied to this layer's output
-};
-
-struct SgdParams {
-  double lr = 0.01;
-  double momentum = 0.0;
-  double dampening = 0.0;
-  double weight_decay = 0.0;
-  bool nesterov = false;
-  bool first = true;  // the momentum buffers start as the first gradient (PyTorch semantics)
 };
 
 struct MlpLossParams {

@@ -8,6 +8,8 @@
 
 #include "kernels/gemm_kernels.hpp"
 #include "kernels/mlp_first.hpp"
+#include "kernels/sgd.hpp"
+#include "kernels/simd/avx512.hpp"
 
 namespace gk {
 namespace avx512 {
@@ -339,32 +341,17 @@ inline int64_t forward_dense_rows(T* z, const T* X, const int64_t* rows, int64_t
   return i;
 }
 
-// The SGD constants of one call, rounded to T and broadcast once (not per vector).
 template <typename T>
-struct SgdVec {
-  typename V<T>::R lr, momentum, keep, decay;  // keep = 1 - dampening
-  bool use_decay, use_momentum, damped, nesterov, first;
-  explicit SgdVec(const SgdParams& s)
-      : lr(V<T>::bcast(T(s.lr))), momentum(V<T>::bcast(T(s.momentum))),
-        keep(V<T>::bcast(T(1.0 - s.dampening))), decay(V<T>::bcast(T(s.weight_decay))),
-        use_decay(s.weight_decay != 0.0), use_momentum(s.momentum != 0.0),
-        damped(s.dampening != 0.0), nesterov(s.nesterov), first(s.first) {}
-};
+using SgdVec = SgdRule<simd::avx512::Vec<T>>;
 
-// The SGD step (PyTorch semantics, as sgd_update in mlp.cpp) on one vector of parameters.
-// Without dampening the gradient is not multiplied by 1 - dampening = 1 (the same bits).
+// The SGD rule of sgd.hpp on one vector of parameters (lanes of m only).
 template <typename T>
 inline void sgd_vec(T* p, T* b, typename V<T>::R g, typename V<T>::M m, const SgdVec<T>& s) {
   using X = V<T>;
-  typename X::R w = X::load(p, m);
-  if (s.use_decay) g = X::fma(s.decay, w, g);
-  if (s.use_momentum) {
-    const auto bv =
-        s.first ? g : X::fma(s.momentum, X::load(b, m), s.damped ? X::mul(s.keep, g) : g);
-    X::store(b, bv, m);
-    g = s.nesterov ? X::fma(s.momentum, bv, g) : bv;
-  }
-  X::store(p, X::fnma(s.lr, g, w), m);
+  typename X::R buf = s.use_momentum && !s.first ? X::load(b, m) : X::zero();
+  const typename X::R w = s.step(X::load(p, m), g, &buf);
+  if (s.use_momentum) X::store(b, buf, m);
+  X::store(p, w, m);
 }
 
 // Gradient rows k .. k + KR - 1 of Wᵀ for columns [j, j + NVEC * W), then their SGD step.

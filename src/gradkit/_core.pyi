@@ -24,6 +24,10 @@ def active_isa() -> str:
 def force_isa(isa: Literal["portable", "avx2", "avx512"]) -> None:
     """Lower the instruction set in use (for testing the fallbacks)."""
 
+def cpu_info() -> dict[str, int | str]:
+    """Cache sizes (l1d_bytes, l2_bytes, l3_bytes; read once from cpuid or sysfs, cache_source
+    says which) and vector_bits of the ISA in use."""
+
 def get_num_threads() -> int: ...
 def set_num_threads(n: int) -> None: ...
 
@@ -89,6 +93,14 @@ def sgd_step(param: _Array[_F], grad: _Array[_F], buf: _Array[_F] | None, lr: fl
              first: bool) -> None:
     """In place on param (and buf, required when momentum != 0); PyTorch semantics."""
 
+# -------------------------------------------------------------------------- optim.cpp
+def adam_step(param: _Array[_F], grad: _Array[_F], exp_avg: _Array[_F], exp_avg_sq: _Array[_F],
+              max_exp_avg_sq: _Array[_F] | None, step: int, lr: float, beta1: float,
+              beta2: float, eps: float, weight_decay: float, amsgrad: bool,
+              decoupled: bool) -> None:
+    """In place on param and the moments (max_exp_avg_sq required when amsgrad); PyTorch's
+    Adam (decoupled=False) or AdamW (decoupled=True); step counts from 1."""
+
 # ---------------------------------------------------------------------------- mlp.cpp
 def mlp_epoch(weights: list[_Array[_F]], biases: list[_Array[_F] | None],
               weight_bufs: list[_Array[_F] | None], bias_bufs: list[_Array[_F] | None],
@@ -127,6 +139,11 @@ def kmeans_lloyd(X: _Array[_F], sample_weight: _Array[_F] | None, centers: _Arra
                  labels: npt.NDArray[np.int32], max_iter: int, tol: float,
                  n_threads: int) -> tuple[float, int]:
     """The whole Lloyd loop: centers INOUT, labels OUT. Returns (inertia, n_iter)."""
+
+def kmeans_fit(X: _Array[_F], sample_weight: _Array[_F] | None, centers: _Array[_F],
+               labels: npt.NDArray[np.int32], max_iter: int, tol: float, algorithm: int,
+               n_threads: int) -> tuple[float, int, int]:
+    """The k-means loop with algorithm 0 (lloyd), 1 (hamerly) or 2 (elkan): centers INOUT, labels OUT. Returns (inertia, n_iter, n_distances computed)."""
 
 def kmeans_plusplus(X: _Array[_F], sample_weight: _Array[_F] | None, n_clusters: int,
                     n_local_trials: int, uniforms: npt.NDArray[np.float64],

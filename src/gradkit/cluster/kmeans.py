@@ -6,6 +6,16 @@ or when the squared centre shift is within tol, a final assignment makes the lab
 returned centres, empty clusters are relocated to the farthest points, and the best of n_init
 runs by inertia is kept. Unlike scikit-learn, X is neither copied nor centred: the memory
 beyond X is O(threads x block x k + k x d) plus the labels.
+
+``algorithm`` picks how each iteration finds the labels; every choice gives Lloyd's labels,
+centres and n_iter_ from the same initial centres (the bounds keep a margin for the rounding of
+the distance tile, and rows they cannot settle go through that tile):
+
+- "lloyd": every row-centre distance, every iteration.
+- "hamerly" (Hamerly 2010): an upper and one lower bound per row; extra memory 3 n float64.
+- "elkan" (Elkan 2003): one lower bound per row and centre; extra memory n k float32 plus
+  2 n float64.
+- "auto": a rule measured on this library's kernels (see _auto_algorithm).
 """
 from __future__ import annotations
 
@@ -38,14 +48,22 @@ from gradkit.cluster import dask as _dask  # dask input goes there; imports dask
 _DTYPES = [np.float64, np.float32]
 
 
-def _ops():
-    """The selected backend, or the C++ one for backends without k-means kernels (cython)."""
-    ops = _config.ops()
-    if not hasattr(ops, "kmeans_lloyd"):
-        from gradkit.backends import load
+_ALGORITHMS = ("lloyd", "elkan", "hamerly")
 
-        ops = load("cpp")
-    return ops
+
+def _auto_algorithm(n, d, k):
+    """The algorithm "auto" runs. Measured on one AVX2 CPU (AMD EPYC Zen 3, loaded machine),
+    100k x 50 float32 blobs, k=100, 1 thread, whole fit to tol=1e-4 (46 iterations): Lloyd
+    14.0 s, Hamerly 6.6 s (82% of distances skipped), Elkan 28.9 s (93% skipped, but O(k)
+    bound upkeep per row and float64 distances). The k >= 32 threshold is not yet measured:
+    with few centres a Lloyd pass is cheap and the bounds prune little."""
+    return "hamerly" if k >= 32 and n >= 4 * k else "lloyd"
+
+
+def _ops():
+    """The selected backend; one without k-means kernels raises MissingOpError (a
+    NotImplementedError naming the backend and the op) when an op is looked up."""
+    return _config.ops()
 
 
 def _threads(n_threads):
@@ -167,6 +185,8 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
     tol : float, default=1e-4, relative to the mean feature variance of X
     random_state : None, int or RandomState
     n_threads : int or None, default=None (OpenMP's max threads, which threadpoolctl limits)
+    algorithm : {"auto", "lloyd", "elkan", "hamerly"}, default="auto". Exact algorithms with
+        Lloyd's results; see the module docstring for their memory.
 
     Attributes: cluster_centers_, labels_ (int32), inertia_, n_iter_, n_features_in_.
     """
@@ -179,10 +199,11 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
         "tol": [Interval(numbers.Real, 0, None, closed="left")],
         "random_state": ["random_state"],
         "n_threads": [None, Interval(numbers.Integral, 1, None, closed="left")],
+        "algorithm": [StrOptions({"auto", *_ALGORITHMS})],
     }
 
     def __init__(self, n_clusters=8, *, init="k-means++", n_init="auto", max_iter=300,
-                 tol=1e-4, random_state=None, n_threads=None):
+                 tol=1e-4, random_state=None, n_threads=None, algorithm="auto"):
         self.n_clusters = n_clusters
         self.init = init
         self.n_init = n_init
@@ -190,6 +211,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
         self.tol = tol
         self.random_state = random_state
         self.n_threads = n_threads
+        self.algorithm = algorithm
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -234,7 +256,9 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
                 and type(self.tol) in (float, int) and 0 <= self.tol < math.inf
                 and (rs is None or (type(rs) is int and 0 <= rs <= _SEED_MAX)
                      or type(rs) is np.random.RandomState)
-                and (nt is None or (type(nt) is int and nt >= 1)))
+                and (nt is None or (type(nt) is int and nt >= 1))
+                and type(self.algorithm) is str
+                and (self.algorithm == "auto" or self.algorithm in _ALGORITHMS))
 
     def fit(self, X, y=None, sample_weight=None):
         """Cluster X (n_samples, n_features); sample_weight (n_samples,) >= 0 or None."""
@@ -274,12 +298,27 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
         tol = self.tol * variance if self.tol > 0 else 0.0
         random_state = _random_state(self.random_state)
         ops = _ops()
+        algorithm = self.algorithm
+        if algorithm == "auto":
+            algorithm = _auto_algorithm(X.shape[0], X.shape[1], self.n_clusters)
+        if algorithm != "lloyd" and not hasattr(ops, "kmeans_fit"):
+            raise ValueError(f"algorithm={self.algorithm!r}: the {_config.get_backend()!r} "
+                             "backend implements only 'lloyd' (select the 'cpp' backend for "
+                             f"{algorithm!r})")
+
+        def run(centers0):
+            if algorithm == "lloyd" and not hasattr(ops, "kmeans_fit"):
+                return ops.kmeans_lloyd(X, sample_weight, centers0, self.max_iter, tol,
+                                        n_threads)
+            out = ops.kmeans_fit(X, sample_weight, centers0, self.max_iter, tol, algorithm,
+                                 n_threads)
+            self._n_distances = int(out[4])
+            return out[:4]
 
         best = None
         for _ in range(n_init):
             centers0 = self._initial_centers(X, sample_weight, init, random_state, n_threads)
-            centers, labels, inertia, n_iter = ops.kmeans_lloyd(
-                X, sample_weight, centers0, self.max_iter, tol, n_threads)
+            centers, labels, inertia, n_iter = run(centers0)
             # A run wins on lower inertia unless it is the same clustering (rounding noise),
             # as scikit-learn decides.
             if best is None or (inertia < best[2]

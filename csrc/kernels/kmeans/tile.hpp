@@ -56,6 +56,10 @@ void pp_pack(T* packed, const T* cands, int64_t m, int64_t d) {
   template <typename T>                                                                      \
   void argmin_rows(int32_t* label, T* mind, const T* X, int64_t rows, int64_t d,             \
                    const T* packed, const T* cnorm, int64_t k);                              \
+  /* The same, plus mind2 = the second smallest value (over the other centres).          */ \
+  template <typename T>                                                                      \
+  void argmin2_rows(int32_t* label, T* mind, T* mind2, const T* X, int64_t rows, int64_t d,  \
+                    const T* packed, const T* cnorm, int64_t k);                             \
   /* The same for k <= small_k_max centres packed chunk-interleaved, plus xx = ||x||^2     */ \
   /* per row. Returns false if it does not take this k.                                    */ \
   template <typename T>                                                                      \
@@ -79,6 +83,9 @@ void pp_pack(T* packed, const T* cands, int64_t m, int64_t d) {
                int64_t d, const T* packed, const T* cn, int64_t m, bool update);
 
 namespace kmeans_portable { GK_KMEANS_TILE_DECLS }
+#if defined(GRADKIT_HAVE_AVX2)
+namespace kmeans_avx2 { GK_KMEANS_TILE_DECLS }
+#endif
 #if defined(GRADKIT_HAVE_AVX512)
 namespace kmeans_avx512 { GK_KMEANS_TILE_DECLS }
 #endif

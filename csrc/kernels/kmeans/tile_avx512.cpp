@@ -12,7 +12,7 @@
 #include <limits>
 #include <utility>
 
-#include "kernels/kmeans_tile.hpp"
+#include "kernels/kmeans/tile.hpp"
 
 // gcc 12 warns that the _mm512_undefined_* inside its own reduction intrinsics may be used
 // uninitialised (a known false positive of those headers).

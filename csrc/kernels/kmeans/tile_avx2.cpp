@@ -1,0 +1,156 @@
+// AVX2 distance tile for k-means: MR rows x one half panel (2 vectors of centres) of dot
+// products in registers, the argmin fused after each half panel. Compiled with
+// -march=x86-64-v3; entered only after a CPU check.
+//
+// Each (row, centre) dot product is one fused multiply-add chain over p, as in the portable
+// tile, so the two give the same bits; rows never mix, so a row's label does not depend on
+// the block it sits in (the bound-based drivers recompute single rows through this tile).
+#include <immintrin.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstdint>
+#include <limits>
+
+#include "kernels/kmeans/tile.hpp"
+
+namespace gk {
+namespace kmeans_avx2 {
+namespace {
+
+template <typename T>
+struct Simd;
+
+template <>
+struct Simd<float> {
+  using reg = __m256;
+  static constexpr int W = 8;
+  static reg zero() { return _mm256_setzero_ps(); }
+  static reg set1(float v) { return _mm256_set1_ps(v); }
+  static reg load(const float* p) { return _mm256_loadu_ps(p); }
+  static void store(float* p, reg v) { _mm256_storeu_ps(p, v); }
+  static reg fmadd(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
+  static reg fnmadd(reg a, reg b, reg c) { return _mm256_fnmadd_ps(a, b, c); }
+};
+
+template <>
+struct Simd<double> {
+  using reg = __m256d;
+  static constexpr int W = 4;
+  static reg zero() { return _mm256_setzero_pd(); }
+  static reg set1(double v) { return _mm256_set1_pd(v); }
+  static reg load(const double* p) { return _mm256_loadu_pd(p); }
+  static void store(double* p, reg v) { _mm256_storeu_pd(p, v); }
+  static reg fmadd(reg a, reg b, reg c) { return _mm256_fmadd_pd(a, b, c); }
+  static reg fnmadd(reg a, reg b, reg c) { return _mm256_fnmadd_pd(a, b, c); }
+};
+
+// 6 rows x 2 vectors = 12 accumulators, 2 panel loads and a broadcast: 15 of the 16 registers,
+// and 12 independent chains to cover the FMA latency on two pipes.
+constexpr int MR = 6;
+constexpr int NV = 2;
+
+// acc[r][v] = sum_p x_r[p] panel[p, v W + col0 ...] over a half panel starting at column col0.
+template <typename T>
+inline void dot_half(typename Simd<T>::reg (&acc)[MR][NV], const T* const (&xr)[MR], int64_t d,
+                     const T* panel) {
+  using S = Simd<T>;
+  constexpr int64_t NR = kmeans_tile::panel_width<T>();
+#pragma GCC unroll 6
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) acc[r][v] = S::zero();
+  for (int64_t p = 0; p < d; ++p) {
+    const typename S::reg b0 = S::load(panel + p * NR), b1 = S::load(panel + p * NR + S::W);
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; ++r) {
+      const typename S::reg a = S::set1(xr[r][p]);
+      acc[r][0] = S::fmadd(a, b0, acc[r][0]);
+      acc[r][1] = S::fmadd(a, b1, acc[r][1]);
+    }
+  }
+}
+
+// Per row, the running best (and second best) distance and the best index, kept in memory:
+// they are touched once per half panel, the accumulators once per p.
+template <typename T>
+struct RowBest {
+  T best = std::numeric_limits<T>::infinity();
+  T second = std::numeric_limits<T>::infinity();
+  int32_t arg = 0;
+};
+
+// Folds NV W distances ||c||^2 - 2 x.c (one rounding, as the portable tile) of centres
+// [base, base + NV W) into one row's best, in index order, so ties go to the lower index.
+template <typename T, bool SECOND>
+inline void fold(RowBest<T>& rb, const typename Simd<T>::reg (&acc)[NV], const T* cn,
+                 int64_t base, int64_t k) {
+  using S = Simd<T>;
+  alignas(32) T dist[NV * S::W];
+#pragma GCC unroll 2
+  for (int v = 0; v < NV; ++v)
+    S::store(dist + v * S::W, S::fnmadd(S::set1(T(2)), acc[v], S::load(cn + v * S::W)));
+  const int cols = static_cast<int>(std::min<int64_t>(NV * S::W, k - base));
+  for (int c = 0; c < cols; ++c) {
+    const T v = dist[c];
+    if (v < rb.best) {
+      if (SECOND) rb.second = rb.best;
+      rb.best = v;
+      rb.arg = static_cast<int32_t>(base + c);
+    } else if (SECOND && v < rb.second) {
+      rb.second = v;
+    }
+  }
+}
+
+template <typename T, bool SECOND>
+void argmin_impl(int32_t* label, T* mind, T* mind2, const T* X, int64_t rows, int64_t d,
+                 const T* packed, const T* cnorm, int64_t k) {
+  using S = Simd<T>;
+  constexpr int64_t NR = kmeans_tile::panel_width<T>();
+  constexpr int64_t HALF = NV * S::W;
+  for (int64_t i = 0; i < rows; i += MR) {
+    // Missing rows repeat the last valid one; their results are dropped.
+    const int valid = static_cast<int>(std::min<int64_t>(MR, rows - i));
+    const T* xr[MR];
+    for (int r = 0; r < MR; ++r) xr[r] = X + (i + std::min(r, valid - 1)) * d;
+    RowBest<T> rb[MR];
+    for (int64_t base = 0; base < k; base += HALF) {
+      const T* panel = packed + (base / NR) * NR * d + base % NR;
+      typename S::reg acc[MR][NV];
+      dot_half<T>(acc, xr, d, panel);
+      for (int r = 0; r < valid; ++r) fold<T, SECOND>(rb[r], acc[r], cnorm + base, base, k);
+    }
+    for (int r = 0; r < valid; ++r) {
+      label[i + r] = rb[r].arg;
+      mind[i + r] = rb[r].best;
+      if (SECOND) mind2[i + r] = rb[r].second;
+    }
+  }
+}
+
+}  // namespace
+
+template <typename T>
+void argmin_rows(int32_t* label, T* mind, const T* X, int64_t rows, int64_t d, const T* packed,
+                 const T* cnorm, int64_t k) {
+  argmin_impl<T, false>(label, mind, nullptr, X, rows, d, packed, cnorm, k);
+}
+
+template <typename T>
+void argmin2_rows(int32_t* label, T* mind, T* mind2, const T* X, int64_t rows, int64_t d,
+                  const T* packed, const T* cnorm, int64_t k) {
+  argmin_impl<T, true>(label, mind, mind2, X, rows, d, packed, cnorm, k);
+}
+
+template void argmin_rows<float>(int32_t*, float*, const float*, int64_t, int64_t, const float*,
+                                 const float*, int64_t);
+template void argmin_rows<double>(int32_t*, double*, const double*, int64_t, int64_t,
+                                  const double*, const double*, int64_t);
+template void argmin2_rows<float>(int32_t*, float*, float*, const float*, int64_t, int64_t,
+                                  const float*, const float*, int64_t);
+template void argmin2_rows<double>(int32_t*, double*, double*, const double*, int64_t, int64_t,
+                                   const double*, const double*, int64_t);
+
+}  // namespace kmeans_avx2
+}  // namespace gk
