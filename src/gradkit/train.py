@@ -263,17 +263,18 @@ def _diverged(what, epoch, step, steps, start_epoch, cause):
 
 
 def _fused_divergence(plan, loss_fn, opt, X, y, perm, batch_size, params, state, upto,
-                      step_loss):
+                      step_loss, seen):
     """Replay the block one step at a time from its start to find the first step whose loss or
     update is not finite (a NaN weight can go unseen by the loss for many steps). Returns
-    (step index in the block, what went wrong); the caller restores the block's start."""
+    (step index in the block, what went wrong), or (upto - 1, seen) if the replay finds nothing
+    earlier; the caller restores the block's start."""
     _train_checks.restore(params, opt, state)
     for j in range(upto):
         if _fused_chunk(plan, loss_fn, opt, X, y, perm, batch_size, j, step_loss[j:j + 1]) < 1:
             return j, f"the loss became {step_loss[j]}"
         if not _train_checks.params_finite(params):
-            return j, "the update made the parameters non-finite"
-    return upto - 1, "the update made the parameters non-finite"
+            return j, "the parameters became non-finite in the update"
+    return upto - 1, seen
 
 
 def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 32,
@@ -428,9 +429,10 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 3
                     ran = _fused_chunk(plan, loss_fn, optimizer, X, y, perm, batch_size, first,
                                        step_loss[first:first + k], sparse_input=sparse_input)
                     if ran < k:
+                        seen = f"the loss became {step_loss[first + ran]}"
                         _raise_fused_divergence(plan, loss_fn, optimizer, X, y, perm, batch_size,
                                                 params, state, first + ran + 1, step_loss, steps,
-                                                epoch)
+                                                epoch, seen)
                     if bar is not None:
                         bar.update(k)
                         bar.set_postfix(loss=f"{_running(step_loss, sizes, first + k):.4f}")
@@ -443,7 +445,8 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 3
         if plan is not None and not _train_checks.params_finite(params):
             # Every loss was finite, yet an update overflowed somewhere in the block.
             _raise_fused_divergence(plan, loss_fn, optimizer, X, y, perm, batch_size, params,
-                                    state, nb * steps, step_loss, steps, epoch)
+                                    state, nb * steps, step_loss, steps, epoch,
+                                    "the parameters became non-finite in the update")
         per_epoch = step_loss.reshape(nb, steps)
         if loss_fn.reduction == "mean":
             history.loss.extend(((per_epoch * sizes).sum(axis=1) / n).tolist())
@@ -478,9 +481,9 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 3
 
 
 def _raise_fused_divergence(plan, loss_fn, opt, X, y, perm, batch_size, params, state, upto,
-                            step_loss, steps, epoch):
+                            step_loss, steps, epoch, seen):
     bad, what = _fused_divergence(plan, loss_fn, opt, X, y, perm, batch_size, params, state,
-                                  upto, step_loss)
+                                  upto, step_loss, seen)
     _train_checks.restore(params, opt, state)
     s = bad % steps
     n = X.shape[0]
@@ -507,7 +510,7 @@ def _layer_by_layer_epoch(model, loss_fn, optimizer, X, y, perm, batch_size, ste
                 model.backward(loss_fn.backward())
                 optimizer.step()
                 if not _train_checks.params_finite(params):
-                    what = "the update made the parameters non-finite"
+                    what = "the parameters became non-finite in the update"
             if what is not None:
                 _train_checks.restore(params, optimizer, state)
                 raise _diverged(what, epoch, s + 1, steps, epoch,
