@@ -279,10 +279,9 @@ def _run(fn, op, args):
     return out, tuple(args[i] for i in IN_PLACE.get(op, ()) if args[i] is not None)
 
 
-# The C++ kernels map a NaN through ReLU to 0 until the core branch lands (issue 13, item 1);
-# strict, so the day they keep NaN these markers fail and must go.
-_CPP_RELU_NAN = pytest.mark.xfail(strict=True, reason="issue 13 item 1: C++ ReLU turns NaN into 0")
-_KNOWN = {("relu", "cpp"): _CPP_RELU_NAN}
+# Known differences from the specification, as strict xfail markers keyed by (op, backend):
+# none now (the C++ ReLU keeps NaN since issue 13, item 1, landed).
+_KNOWN: dict = {}
 
 
 def _pairs(pairs):
@@ -338,8 +337,7 @@ def test_nan_stays_nan(op, backend, dtype):
     assert np.isnan(y[0, 0]) and np.isnan(y[0, 3]), y
 
 
-@pytest.mark.parametrize("backend", [pytest.param(b, marks=[_CPP_RELU_NAN] if b == "cpp" else [])
-                                     for b in BACKENDS if _spec.implements(b, "linear")])
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if _spec.implements(b, "linear")])
 def test_nan_stays_nan_through_a_dense_layer(backend, dtype):
     ops = _backend(backend)
     x = np.array([[np.nan, 1.0], [1.0, 2.0]], dtype)
