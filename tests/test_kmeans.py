@@ -475,7 +475,7 @@ def test_small_lloyd_matches_the_step_by_step_loop(shape, weighted, dtype):
     # shape is past it): it must behave as the general loop over kmeans_lloyd_step (the sums
     # differ only in rounding: float64 directly vs float32 blocks).
     n, d, k = shape
-    ops, ref = backends.load("cpp"), backends.load("numpy")
+    ops, ref = backends.load("cpp"), backends.load("numpy").module  # the loop is a helper
     X = _blobs(n, d, 10, dtype, seed=n + k)
     w = _weights(n, dtype, 3) if weighted else None
     init = X[np.random.default_rng(1).choice(n, k, replace=False)].copy()
