@@ -1,6 +1,6 @@
 """Standalone timing of gk.fit's fused Numba path against the fused C++ path, interleaved in
 one process (median of REPEATS fits each, the two backends alternating), quicker than the
-pytest-benchmark file while iterating on ops_numba's epoch:
+pytest-benchmark file while iterating on the Numba epoch (backends/numba/mlp.py):
 
     OMP_NUM_THREADS=1 REPEATS=15 python bench/numba_timing.py tiny gd 128
 

@@ -53,11 +53,25 @@ def test_tour_prints_every_section_and_writes_pictures(tmp_path, capsys):
     assert "diverged=True, RuntimeWarning issued=True" in text
     assert "-(y log p + (1 - y) log(1 - p))" in text
     expected = ["1-task-to-formula.png", "2-neurons.png", "3-supervised-vs-unsupervised.png",
-                "4-losses.png", "5-gradient-descent.png", "6-saddle.png", "7-update-rule.png",
-                "8-digits-loss.png", "8-digits-predictions.png"]
+                "4-losses.png", "5-gradient-descent.png", "5-saddle.png", "6-update-rule.png",
+                "7-digits-loss.png", "7-digits-predictions.png"]
     assert "test accuracy:" in text
     for name in expected:
         assert_good_png(out / name)
+    assert sorted(p.name for p in out.glob("*.png")) == sorted(expected)
+
+
+def test_readme_steps_are_the_tours_sections():
+    import re
+
+    from gradkit import tour
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    course = readme.split("## The course, with gradkit")[1].split("\n## ")[0]
+    steps = re.findall(r"^### (\d+)\. ", course, flags=re.M)
+    assert steps == [str(i) for i in range(1, len(tour.SECTIONS) + 1)]
+    words = ["Zero", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine"]
+    assert course.lstrip().startswith(f"{words[len(steps)]} steps")
 
 
 def test_tour_recovers_watermelon_coefficients(tmp_path, capsys):
@@ -203,3 +217,43 @@ def test_kmeans_command(tmp_path, capsys):
     ari = float(text.split("adjusted Rand index): ")[1].split()[0])
     assert ari > 0.9
     assert_good_png(tmp_path / "kmeans.png")
+
+
+@pytest.mark.parametrize("option, default", [
+    ("--epochs", "default 20"), ("--batch-size", "default 32"), ("--lr", "default 0.05"),
+    ("--momentum", "default 0.9"), ("--seed", "default 0"), ("--hidden", "default 64"),
+])
+def test_digits_help_explains_every_option_with_its_default(option, default, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["digits", "--help"])
+    assert exc.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    after = text.split("options:")[1]
+    entry = after.split(option, 1)[1].split(" --", 1)[0]
+    assert default in entry
+
+
+def test_unknown_option_is_reported_by_its_command(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["info", "--verbose"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err == "gradkit info: error: unrecognized arguments: --verbose (see gradkit info --help)\n"
+
+
+@pytest.mark.parametrize("command", [["tour", "--quick"], ["descent"], ["kmeans", "--n", "50"],
+                                     ["digits", "--epochs", "1"]])
+def test_an_unusable_out_folder_names_out(command, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert main([*command, "--out", str(blocker / "sub")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"gradkit {command[0]}: error: --out {blocker / 'sub'}: cannot create")
+    assert "\n" not in err.rstrip("\n")
+
+
+def test_show_config_prints_and_config_returns(capsys):
+    assert gk.show_config() is None
+    printed = capsys.readouterr().out
+    info = gk.config()
+    assert f"isa          : {info['isa']}" in printed

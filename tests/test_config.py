@@ -7,14 +7,19 @@ import gradkit as gk
 
 
 def test_show_config_reports_version_isa_threads_backends(capsys):
-    info = gk.show_config()
+    assert gk.show_config() is None  # prints only: a REPL does not show the table twice
     out = capsys.readouterr().out
+    info = gk.config()
     assert info["version"] == gk.__version__
     assert info["isa"] in ("portable", "avx2", "avx512")
     assert info["threads"] >= 1
     assert "cpp" in info["backends"] and "numpy" in info["backends"]
+    assert info["vector_bits"] in (128, 256, 512)
+    for key in ("l1d_cache", "l2_cache", "l3_cache"):  # read from the CPU, printed for the reader
+        assert info[key].endswith(("KiB", "MiB")) and info[key] in out
     for key in ("version", "isa", "threads", "backends"):
         assert key in out
+    assert f"version      : {gk.__version__}" in out.splitlines()[0]
 
 
 def test_set_backend_rejects_unknown_name():
@@ -62,7 +67,7 @@ def test_loading_numba_keeps_the_thread_count():
 
 
 def test_show_config_does_not_compile_the_numba_backend():
-    code = ("import sys, io, gradkit as gk; info = gk.show_config(file=io.StringIO()); "
-            "print('numba' in info['backends'], 'gradkit.backends.ops_numba' in sys.modules)")
+    code = ("import sys, io, gradkit as gk; gk.show_config(file=io.StringIO()); info = gk.config(); "
+            "print('numba' in info['backends'], 'gradkit.backends.numba' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True", "False"]

@@ -82,15 +82,16 @@ def test_watermelon_validates(kwargs, exc, match):
 
 
 def test_blobs_shapes_labels_and_centres():
-    X, y, centers = make_blobs(300, 4, 3, seed=0, spread=0.5)
+    X, y, centers = make_blobs(300, 4, 3, seed=0, spread=0.5, return_centers=True)
     assert X.shape == (300, 3) and X.dtype == np.float32
     assert y.dtype == np.int64 and np.bincount(y).tolist() == [75, 75, 75, 75]
     assert centers.shape == (4, 3)
     # Each point is closest to its own centre when the blobs are tight.
     d = ((X[:, None, :] - centers[None]) ** 2).sum(-1)
     assert (d.argmin(1) == y).mean() > 0.95
-    X2, y2, _ = make_blobs(300, 4, 3, seed=0, spread=0.5)
+    X2, y2 = make_blobs(300, 4, 3, seed=0, spread=0.5)  # scikit-learn's (X, y) by default
     np.testing.assert_array_equal(X, X2)
+    np.testing.assert_array_equal(y, y2)
 
 
 def test_blobs_validates():
@@ -98,6 +99,8 @@ def test_blobs_validates():
         make_blobs(4, 5, 2)
     with pytest.raises(ValueError, match="dims=0"):
         make_blobs(10, 2, 0)
+    with pytest.raises(TypeError, match="return_centers must be a bool"):
+        make_blobs(10, 2, 2, return_centers="yes")
 
 
 # ------------------------------------------------------------------------------------- IDX

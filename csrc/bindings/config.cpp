@@ -22,6 +22,22 @@ void bind_config(py::module_& m) {
           if (name == gk::isa_name(isa)) { gk::force_isa(isa); return; }
         throw py::value_error("isa must be one of 'portable', 'avx2', 'avx512', got '" + name + "'");
       }, py::arg("isa"), "Lower the instruction set in use (for testing the fallbacks).");
+  m.def("cpu_info", [] {
+        const gk::CpuInfo& c = gk::cpu_info();
+        py::dict d;
+        d["l1d_bytes"] = c.l1d_bytes;
+        d["l2_bytes"] = c.l2_bytes;
+        d["l3_bytes"] = c.l3_bytes;
+        d["cache_source"] = c.cache_source;
+        d["vector_bits"] = gk::vector_bits(gk::active_isa());
+        return d;
+      }, "Cache sizes (read once from cpuid or sysfs) and the vector width of the ISA in use.");
+  m.def("_set_thread_grain_scale", &gk::set_thread_grain_scale, py::arg("scale"),
+        "Test hook: multiply every threading threshold by scale (1 = default).");
+  m.def("_thread_grain_scale", &gk::thread_grain_scale);
+  m.def("_max_team_since_reset", &gk::max_team_since_reset,
+        "Test hook: the largest OpenMP team a kernel ran since _reset_max_team().");
+  m.def("_reset_max_team", &gk::reset_max_team);
   m.def("get_num_threads", &gk::num_threads);
   m.def("set_num_threads", &gk::set_num_threads, py::arg("n"));
 }

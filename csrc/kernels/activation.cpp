@@ -7,64 +7,47 @@
 #include "kernels/fastmath.hpp"
 
 namespace gk {
-namespace {
 
-// f(i) for every i in [0, n), in fixed chunks over threads; f must be vectorisable.
-template <typename T, typename F>
-void elementwise(int64_t n, double bytes_per_item, F f) {
-  chunked_for(n, bytes_per_item, [&](int64_t b, int64_t e) {
-#pragma omp simd
-    for (int64_t i = b; i < e; ++i) f(i);
+// The elementwise kernels: act::forward_range / backward_range over fixed chunks.
+template <typename T>
+void forward(Act a, T* y, const T* x, int64_t n, T slope) {
+  chunked_for(n, 2.0 * sizeof(T),
+              [&](int64_t b, int64_t e) { act::forward_range(a, y + b, x + b, e - b, slope); });
+}
+
+template <typename T>
+void backward(Act a, T* dx, const T* dy, const T* y, int64_t n, T slope) {
+  chunked_for(n, 3.0 * sizeof(T), [&](int64_t b, int64_t e) {
+    act::backward_range(a, dx + b, dy + b, y + b, e - b, slope);
   });
 }
 
-}  // namespace
-
 template <typename T>
-void relu_forward(T* y, const T* x, int64_t n) {
-  elementwise<T>(n, 2.0 * sizeof(T), [=](int64_t i) { y[i] = x[i] > T(0) ? x[i] : T(0); });
-}
-
+void relu_forward(T* y, const T* x, int64_t n) { forward(Act::relu, y, x, n, T(0)); }
 template <typename T>
 void leaky_relu_forward(T* y, const T* x, int64_t n, T slope) {
-  elementwise<T>(n, 2.0 * sizeof(T),
-                 [=](int64_t i) { y[i] = x[i] > T(0) ? x[i] : x[i] * slope; });
+  forward(Act::leaky_relu, y, x, n, slope);
 }
-
 template <typename T>
-void sigmoid_forward(T* y, const T* x, int64_t n) {
-  // e^-|x| never overflows; 1/(1+e) for x >= 0, e/(1+e) below.
-  elementwise<T>(n, 2.0 * sizeof(T), [=](int64_t i) {
-    const T e = fm::exp(-std::fabs(x[i]));
-    const T inv = T(1) / (T(1) + e);
-    y[i] = x[i] >= T(0) ? inv : e * inv;
-  });
-}
-
+void sigmoid_forward(T* y, const T* x, int64_t n) { forward(Act::sigmoid, y, x, n, T(0)); }
 template <typename T>
-void tanh_forward(T* y, const T* x, int64_t n) {
-  elementwise<T>(n, 2.0 * sizeof(T), [=](int64_t i) { y[i] = fm::tanh(x[i]); });
-}
+void tanh_forward(T* y, const T* x, int64_t n) { forward(Act::tanh, y, x, n, T(0)); }
 
 template <typename T>
 void relu_backward(T* dx, const T* dy, const T* y, int64_t n) {
-  elementwise<T>(n, 3.0 * sizeof(T), [=](int64_t i) { dx[i] = y[i] > T(0) ? dy[i] : T(0); });
+  backward(Act::relu, dx, dy, y, n, T(0));
 }
-
 template <typename T>
 void leaky_relu_backward(T* dx, const T* dy, const T* y, int64_t n, T slope) {
-  elementwise<T>(n, 3.0 * sizeof(T),
-                 [=](int64_t i) { dx[i] = y[i] > T(0) ? dy[i] : dy[i] * slope; });
+  backward(Act::leaky_relu, dx, dy, y, n, slope);
 }
-
 template <typename T>
 void sigmoid_backward(T* dx, const T* dy, const T* y, int64_t n) {
-  elementwise<T>(n, 3.0 * sizeof(T), [=](int64_t i) { dx[i] = dy[i] * y[i] * (T(1) - y[i]); });
+  backward(Act::sigmoid, dx, dy, y, n, T(0));
 }
-
 template <typename T>
 void tanh_backward(T* dx, const T* dy, const T* y, int64_t n) {
-  elementwise<T>(n, 3.0 * sizeof(T), [=](int64_t i) { dx[i] = dy[i] * (T(1) - y[i] * y[i]); });
+  backward(Act::tanh, dx, dy, y, n, T(0));
 }
 
 template <typename T>

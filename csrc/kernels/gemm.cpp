@@ -68,55 +68,6 @@ void store_tile(T* c, int64_t ldc, const T* tile, int ldt, int m, int n, bool lo
 
 }  // namespace detail
 
-// ---- portable micro-kernel: GCC/Clang generic vectors, no intrinsics --------------------------
-namespace portable {
-namespace {
-
-// 32-byte generic vectors: the compiler maps them to whatever the target has (two SSE registers,
-// one AVX register, NEON pairs). Plain arrays of scalars got vectorised across the wrong loop.
-// (GCC ignores vector_size on a dependent alias template, so each type is spelled out.)
-typedef float vf32 __attribute__((vector_size(32)));
-typedef double vf64 __attribute__((vector_size(32)));
-template <typename T> struct VecOf;
-template <> struct VecOf<float> { using type = vf32; };
-template <> struct VecOf<double> { using type = vf64; };
-template <typename T>
-using vec = typename VecOf<T>::type;
-static_assert(sizeof(vec<float>) == 32 && sizeof(vec<double>) == 32, "32-byte vectors");
-
-template <typename T, int MR, int NV>
-void ukernel_plain(int64_t kc, const T* __restrict a, const T* __restrict b, T* __restrict c,
-                   int64_t ldc, int m, int n, bool load_c, const T* bias, Act act, T slope) {
-  constexpr int W = 32 / sizeof(T), NR = NV * W;
-  vec<T> acc[MR][NV];
-  for (int i = 0; i < MR; ++i)
-    for (int v = 0; v < NV; ++v) acc[i][v] = vec<T>{} ;
-  for (int64_t p = 0; p < kc; ++p) {
-    vec<T> bv[NV];
-    for (int v = 0; v < NV; ++v) std::memcpy(&bv[v], b + v * W, sizeof(vec<T>));
-    for (int i = 0; i < MR; ++i) {
-      const T ai = a[i];
-      for (int v = 0; v < NV; ++v) acc[i][v] += ai * bv[v];
-    }
-    a += MR;
-    b += NR;
-  }
-  alignas(64) T tile[MR * NR];
-  for (int i = 0; i < MR; ++i)
-    for (int v = 0; v < NV; ++v) std::memcpy(tile + i * NR + v * W, &acc[i][v], sizeof(vec<T>));
-  detail::store_tile<T>(c, ldc, tile, NR, m, n, load_c, bias, act, slope);
-}
-
-}  // namespace
-
-detail::Ukernel<float> ukernel(float) {
-  return {&ukernel_plain<float, 6, 2>, 6, 16, 144, 256, 4096};
-}
-detail::Ukernel<double> ukernel(double) {
-  return {&ukernel_plain<double, 6, 2>, 6, 8, 144, 256, 2048};
-}
-
-}  // namespace portable
 
 namespace {
 
@@ -250,6 +201,31 @@ void pack_b_panel(const T* B, int64_t ldb, bool trans_b, int64_t p0, int kc, int
   }
 }
 
+// Cache blocking, derived from the caches of the machine at hand (BLIS's analytical rule):
+//   KC: one kc x NR panel of B plus one MR x kc panel of A fit in kL1Share of L1d, so the B
+//       panel stays in L1 while A panels stream past it;
+//   MC: the MC x KC block of A takes kL2Share of L2 (the rest holds B panels and C tiles);
+//   NC: the KC x NC block of B takes kL3Share of L3 per thread, capped at kMaxNC.
+constexpr double kL1Share = 0.75, kL2Share = 0.5, kL3Share = 0.25;
+constexpr int64_t kKcStep = 32, kMinKc = 64, kMaxKc = 512, kMaxNC = 4096;
+
+struct Blocking {
+  int64_t mc, kc, nc;
+};
+
+template <typename T>
+Blocking blocking_for(int mr, int nr) {
+  const CpuInfo& cpu = cpu_info();
+  const int64_t t = sizeof(T);
+  int64_t kc = int64_t(kL1Share * double(cpu.l1d_bytes)) / (t * (mr + nr)) / kKcStep * kKcStep;
+  kc = std::max(kMinKc, std::min(kMaxKc, kc));
+  const int64_t mc = std::max<int64_t>(mr, int64_t(kL2Share * double(cpu.l2_bytes)) / (t * kc) / mr * mr);
+  const int64_t l3_share = int64_t(kL3Share * double(cpu.l3_bytes)) / std::max(1, num_threads());
+  const int64_t nc_l3 = l3_share / (t * kc) / nr * nr;
+  const int64_t nc = std::max<int64_t>(nr, std::min<int64_t>(kMaxNC / nr * nr, nc_l3 > 0 ? nc_l3 : kMaxNC));
+  return {mc, kc, nc};
+}
+
 template <typename T>
 detail::Ukernel<T> select_ukernel() {
   switch (active_isa()) {
@@ -263,14 +239,14 @@ detail::Ukernel<T> select_ukernel() {
 
 // One thread's share: the whole BLIS loop nest over a block of C, with this thread's own buffers.
 template <typename T>
-void gemm_packed_block(const detail::Ukernel<T>& uk, bool trans_a, bool trans_b, int64_t M,
+void gemm_packed_block(const detail::Ukernel<T>& uk, const Blocking& blk, bool trans_a, bool trans_b, int64_t M,
                        int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
                        T* C, int64_t ldc, bool accumulate, const T* bias, Act act, T slope) {
   const int MR = uk.mr, NR = uk.nr;
-  const int64_t KC = std::min<int64_t>(uk.kc, K);
+  const int64_t KC = std::min<int64_t>(blk.kc, K);
   // Shrink the blocks to the problem (rounded up to whole panels) so small calls use small buffers.
-  const int64_t MC = std::min<int64_t>(uk.mc, (M + MR - 1) / MR * MR);
-  const int64_t NC = std::min<int64_t>(uk.nc, (N + NR - 1) / NR * NR);
+  const int64_t MC = std::min<int64_t>(blk.mc, (M + MR - 1) / MR * MR);
+  const int64_t NC = std::min<int64_t>(blk.nc, (N + NR - 1) / NR * NR);
   const size_t a_elems = size_t(MC) * KC, b_elems = size_t(NC) * KC;
   T* bufB = static_cast<T*>(t_scratch.get(sizeof(T) * (a_elems + b_elems) + 64));
   T* bufA = bufB + (b_elems + 15) / 16 * 16;
@@ -320,8 +296,9 @@ template <typename T>
 void gemm_packed(const detail::Ukernel<T>& uk, bool trans_a, bool trans_b, int64_t M, int64_t N,
                  int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc,
                  bool accumulate, const T* bias, Act act, T slope, int nt) {
+  const Blocking blk = blocking_for<T>(uk.mr, uk.nr);
   if (nt <= 1) {
-    gemm_packed_block(uk, trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc, accumulate, bias, act,
+    gemm_packed_block(uk, blk, trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc, accumulate, bias, act,
                       slope);
     return;
   }
@@ -331,16 +308,17 @@ void gemm_packed(const detail::Ukernel<T>& uk, bool trans_a, bool trans_b, int64
 #pragma omp parallel num_threads(nt)
   {
     const int64_t team = omp_get_num_threads(), t = omp_get_thread_num();
+    if (t == 0) note_team(static_cast<int>(team));
     const int64_t p0 = panels * t / team, p1 = panels * (t + 1) / team;
     const int64_t lo = p0 * unit, hi = std::min(p1 * unit, split_n ? N : M);
     if (lo < hi) {
       if (split_n) {
         const T* Bj = trans_b ? B + lo * ldb : B + lo;
-        gemm_packed_block(uk, trans_a, trans_b, M, hi - lo, K, A, lda, Bj, ldb, C + lo, ldc,
+        gemm_packed_block(uk, blk, trans_a, trans_b, M, hi - lo, K, A, lda, Bj, ldb, C + lo, ldc,
                           accumulate, bias ? bias + lo : nullptr, act, slope);
       } else {
         const T* Ai = trans_a ? A + lo : A + lo * lda;
-        gemm_packed_block(uk, trans_a, trans_b, hi - lo, N, K, Ai, lda, B, ldb, C + lo * ldc, ldc,
+        gemm_packed_block(uk, blk, trans_a, trans_b, hi - lo, N, K, Ai, lda, B, ldb, C + lo * ldc, ldc,
                           accumulate, bias, act, slope);
       }
     }

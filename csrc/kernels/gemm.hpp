@@ -15,9 +15,9 @@
 
 #include <cstdint>
 
-namespace gk {
+#include "kernels/activation.hpp"
 
-enum class Act : int { none = 0, relu = 1, leaky_relu = 2, sigmoid = 3, tanh = 4 };
+namespace gk {
 
 template <typename T>
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
@@ -33,10 +33,10 @@ void gemm_naive(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
                 bool accumulate = false, const T* bias = nullptr, Act act = Act::none,
                 T slope = T(0.01), int max_threads = 0);
 
-// The epilogue on one value, shared by every GEMM path.
+// The epilogue on one value, shared by every GEMM path: the activation of activation.hpp.
 template <typename T>
-inline T apply_act(T v, Act act, T slope);
+static inline T apply_act(T v, Act act, T slope) {
+  return act::forward(act, v, slope);
+}
 
 }  // namespace gk
-
-#include "kernels/gemm_epilogue.inl"

@@ -22,12 +22,12 @@ template <typename T>
 using UkernelFn = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, int m, int n,
                            bool load_c, const T* bias, Act act, T slope);
 
-// A micro-kernel and the cache blocking it was tuned with (MC a multiple of MR, NC of NR).
+// A micro-kernel and its register tile. The cache blocking (MC, KC, NC) is not part of it: the
+// driver derives it from the cache sizes read at run time (gk::cpu_info()).
 template <typename T>
 struct Ukernel {
   UkernelFn<T> fn;
   int mr, nr;
-  int mc, kc, nc;
 };
 
 // Writes an m x n corner of a computed tile (row stride ldt) into C with the full epilogue, in

@@ -10,6 +10,7 @@ from typing import Any
 
 from gradkit._config import (
     available_backends,
+    config,
     get_backend,
     get_num_threads,
     set_backend,
@@ -32,7 +33,7 @@ _ATTRS = {
 }
 
 __all__ = sorted(
-    ["available_backends", "get_backend", "get_num_threads", "set_backend", "set_num_threads",
+    ["available_backends", "config", "get_backend", "get_num_threads", "set_backend", "set_num_threads",
      "show_config", "use_backend", "__version__", *_SUBMODULES, *_ATTRS]
 )
 

@@ -63,23 +63,38 @@ def get_num_threads() -> int:
     return int(_core.get_num_threads())
 
 
-def show_config(file=None) -> dict:
-    """Print (and return) the version, the ISA in use, threads and the available backends."""
+def _kib(n: int) -> str:
+    return f"{n // 1024} KiB" if n < 1 << 20 else f"{n / (1 << 20):g} MiB"
+
+
+def config() -> dict:
+    """The version, the ISA in use (and the best one detected), the caches read from the CPU,
+    threads and the backends."""
     from gradkit import __version__, _core
 
-    info = {
+    cpu = _core.cpu_info()
+    return {
         "version": __version__,
         "python": platform.python_version(),
         "machine": platform.machine(),
         "isa": _core.active_isa(),
         "isa_detected": _core.detected_isa(),
+        "vector_bits": cpu["vector_bits"],
+        "l1d_cache": _kib(cpu["l1d_bytes"]),
+        "l2_cache": _kib(cpu["l2_bytes"]),
+        "l3_cache": _kib(cpu["l3_bytes"]),
+        "cache_source": cpu["cache_source"],
         "threads": get_num_threads(),
         "backend": get_backend(),
         "backends": available_backends(),
     }
+
+
+def show_config(file=None) -> None:
+    """Print ``config()`` as a table (to ``file``, default stdout); ``gk.config()`` returns it."""
+    info = config()
     width = max(map(len, info))
     for key, value in info.items():
         if isinstance(value, list):
             value = ", ".join(value)
         print(f"{key:<{width}} : {value}", file=file)
-    return info

@@ -24,6 +24,10 @@ def active_isa() -> str:
 def force_isa(isa: Literal["portable", "avx2", "avx512"]) -> None:
     """Lower the instruction set in use (for testing the fallbacks)."""
 
+def cpu_info() -> dict[str, int | str]:
+    """Cache sizes (l1d_bytes, l2_bytes, l3_bytes; read once from cpuid or sysfs, cache_source
+    says which) and vector_bits of the ISA in use."""
+
 def get_num_threads() -> int: ...
 def set_num_threads(n: int) -> None: ...
 
@@ -89,6 +93,14 @@ def sgd_step(param: _Array[_F], grad: _Array[_F], buf: _Array[_F] | None, lr: fl
              first: bool) -> None:
     """In place on param (and buf, required when momentum != 0); PyTorch semantics."""
 
+# -------------------------------------------------------------------------- optim.cpp
+def adam_step(param: _Array[_F], grad: _Array[_F], exp_avg: _Array[_F], exp_avg_sq: _Array[_F],
+              max_exp_avg_sq: _Array[_F] | None, step: int, lr: float, beta1: float,
+              beta2: float, eps: float, weight_decay: float, amsgrad: bool,
+              decoupled: bool) -> None:
+    """In place on param and the moments (max_exp_avg_sq required when amsgrad); PyTorch's
+    Adam (decoupled=False) or AdamW (decoupled=True); step counts from 1."""
+
 # ---------------------------------------------------------------------------- mlp.cpp
 def mlp_epoch(weights: list[_Array[_F]], biases: list[_Array[_F] | None],
               weight_bufs: list[_Array[_F] | None], bias_bufs: list[_Array[_F] | None],
@@ -96,16 +108,11 @@ def mlp_epoch(weights: list[_Array[_F]], biases: list[_Array[_F] | None],
               labels: npt.NDArray[np.int64] | None, targets: _Array[_F] | None,
               perm: npt.NDArray[np.int64], batch_size: int, first_step: int, n_steps: int,
               lr: float, momentum: float, dampening: float, nesterov: bool, weight_decay: float,
-              first: bool, step_loss: npt.NDArray[np.float64]) -> int:
+              first: bool, step_loss: npt.NDArray[np.float64], sparse_input: int = 2) -> int:
     """Run n_steps mini-batches of an MLP epoch in place (forward, loss, backward, SGD update)
     over the rows perm[first_step * batch_size:] (perm may hold several epochs back to back);
-    per-step losses go to step_loss. Returns the steps done (fewer when a loss is not finite)."""
-
-def set_mlp_sparse_threshold(min_zero_fraction: float) -> None:
-    """Fraction of exact zeros from which mlp_epoch's first layer skips them (default 0.4; 0:
-    always, above 1: never). The result is bitwise the same; for tests and measurements."""
-
-def mlp_sparse_threshold() -> float: ...
+    per-step losses go to step_loss. Returns the steps done (fewer when a loss is not finite).
+    sparse_input: first layer 0 dense, 1 zero-skipping (where the CPU has it), 2 cost model."""
 
 # ------------------------------------------------------------------------ cluster.cpp
 # sample_weight is None (unit weights) or a C-contiguous array of X's dtype; labels are int32.
@@ -140,3 +147,10 @@ def kmeans_plusplus(X: _Array[_F], sample_weight: _Array[_F] | None, n_clusters:
 
 def kmeans_mean_variance(X: _Array[_F], n_threads: int) -> float:
     """Mean over features of the variance of X, in float64 (not finite if X is not)."""
+
+# ------------------------------------------------------------------------ dask.cpp
+def kmeans_chunk_partials(X: _Array[_F], sample_weight: _Array[_F] | None,
+                          centers: _Array[_F]) -> tuple[npt.NDArray[np.float64],
+                                                        npt.NDArray[np.float64], float]:
+    """Per-cluster float64 sums (k, d) and weights (k,) of a chunk's rows and its inertia, for
+    the nearest of `centers` (one thread: the task is the unit of parallelism)."""

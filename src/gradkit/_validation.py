@@ -115,3 +115,50 @@ def choice(value, name, options):
     if value not in options:
         raise ValueError(f"{name}={value!r} must be one of {', '.join(map(repr, options))}")
     return value
+
+
+def first_nonfinite(arr):
+    """Index tuple of the first NaN or infinite entry of a float array, or None if all are finite.
+
+    A finite sum proves every entry finite (inf or NaN in a sum never cancels), so clean data
+    costs one vectorised pass and no temporary; only a non-finite sum (bad data, or finite
+    values whose sum overflows) pays for the element-wise search.
+    """
+    if arr.dtype.kind != "f" or arr.size == 0:
+        return None
+    with np.errstate(over="ignore", invalid="ignore"):
+        if math.isfinite(float(np.add.reduce(arr, axis=None))):
+            return None
+    bad = np.flatnonzero(~np.isfinite(arr.reshape(-1)))
+    return tuple(int(i) for i in np.unravel_index(bad[0], arr.shape)) if bad.size else None
+
+
+def describe_position(name, index):
+    if len(index) == 2:
+        return f"{name}[{index[0]}, {index[1]}] (row {index[0]}, column {index[1]})"
+    return f"{name}[{', '.join(map(str, index))}]"
+
+
+def require_finite(arr, name, *, opt_out="check_finite=False"):
+    """Refuse NaN and infinities, naming the first one by row and column."""
+    index = first_nonfinite(arr)
+    if index is not None:
+        raise ValueError(f"{name} must be finite, but {describe_position(name, index)} is "
+                         f"{arr[index]}; clean or impute the data, or pass {opt_out} to skip "
+                         "this check")
+    return arr
+
+
+def adam_hyperparameters(lr, betas, eps, weight_decay):
+    """(lr, beta1, beta2, eps, weight_decay) checked with PyTorch's rules for Adam/AdamW."""
+    lr = real_number(lr, "lr", low=0.0)
+    if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
+        raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+    beta1 = real_number(betas[0], "betas[0]", low=0.0)
+    beta2 = real_number(betas[1], "betas[1]", low=0.0)
+    for name, beta in (("betas[0]", beta1), ("betas[1]", beta2)):
+        if beta >= 1.0:
+            raise ValueError(f"{name}={beta} must be in [0, 1)")
+    eps = real_number(eps, "eps", low=0.0)
+    weight_decay = real_number(weight_decay, "weight_decay", low=0.0)
+    return lr, beta1, beta2, eps, weight_decay

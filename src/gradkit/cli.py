@@ -87,6 +87,19 @@ def _backend_name(text: str) -> str:
 # --------------------------------------------------------------------------- commands
 
 
+def _out_folder(text: str) -> Path:
+    """The --out folder, created now, so that a bad path names --out before any work."""
+    folder = Path(text)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise PermissionError(13, "not writable")
+    except OSError as exc:
+        raise UserError(f"--out {text}: cannot create or write the folder "
+                        f"({exc.strerror or exc})") from None
+    return folder
+
+
 def _setup(args) -> None:
     """Apply --backend / --threads before a command runs."""
     import gradkit as gk
@@ -103,7 +116,7 @@ def _setup(args) -> None:
 def cmd_tour(args) -> int:
     from gradkit import tour
 
-    pictures = tour.run(args.out, quick=args.quick)
+    pictures = tour.run(_out_folder(args.out), quick=args.quick)
     return 0 if pictures else 1
 
 
@@ -125,6 +138,7 @@ def cmd_digits(args) -> int:
     import gradkit as gk
     from gradkit import datasets, plot
 
+    out = _out_folder(args.out)
     if args.data is not None:
         folder = Path(args.data)
         if not folder.is_dir():
@@ -160,8 +174,6 @@ def cmd_digits(args) -> int:
           f"{hist.loss[-1]:.4f}")
     print(f"test accuracy: {100 * acc:.2f}% ({int((pred == yte).sum())}/{len(yte)})")
     print(_format_confusion(matrix))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     gk.save(model, out / "model.npz")
     pictures = [plot.loss_curve(hist, out / "loss.png", title=f"MLP on {source}"),
                 plot.confusion(matrix, out / "confusion.png",
@@ -176,7 +188,8 @@ def cmd_kmeans(args) -> int:
 
     if args.k > args.n:
         raise UserError(f"--k {args.k} must be <= --n {args.n}")
-    X, y, _ = datasets.make_blobs(args.n, args.k, args.dims, seed=args.seed)
+    out = None if args.out is None else _out_folder(args.out)
+    X, y = datasets.make_blobs(args.n, args.k, args.dims, seed=args.seed)
     print(f"k-means, k = {args.k}, on {args.n} points in {args.dims} dimensions (blobs, "
           f"seed {args.seed}); {gk.get_num_threads()} thread(s)")
     start = time.perf_counter()
@@ -189,10 +202,10 @@ def cmd_kmeans(args) -> int:
     print(f"cluster sizes: {sizes.tolist()}")
     print(f"agreement with the generating blobs (adjusted Rand index): "
           f"{adjusted_rand_score(y, km.labels_):.4f}")
-    if args.out is not None:
+    if out is not None:
         from gradkit import plot
 
-        path = plot.clusters(X, km.labels_, km.cluster_centers_, Path(args.out) / "kmeans.png",
+        path = plot.clusters(X, km.labels_, km.cluster_centers_, out / "kmeans.png",
                              title=f"k-means, k = {args.k}: inertia {km.inertia_:.4g}\n"
                                    f"(colour = cluster found"
                                    + (f", first 2 of {args.dims} features)" if args.dims > 2
@@ -208,6 +221,7 @@ def cmd_descent(args) -> int:
 
     f = lambda x: 2 * x**2 - 12 * x + 20  # noqa: E731
     df = lambda x: 4 * x - 12  # noqa: E731
+    out = None if args.out is None else _out_folder(args.out)
     print("minimise f(x) = 2x^2 - 12x + 20 with x <- x - lr * f'(x), f'(x) = 4x - 12")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # the result's message says it below
@@ -224,10 +238,10 @@ def cmd_descent(args) -> int:
         print(f"{i:>5} {x:>14.6g} {res.values[i]:>14.6g} {df(x):>14.6g}")
     print(res.message)
     print(f"x = {res.x:.6g}, f(x) = {res.fun:.6g} (the minimum is x = 3, f = 2)")
-    if args.out is not None:
+    if out is not None:
         from gradkit import plot
 
-        path = plot.parabola_descent([res.path], Path(args.out) / "descent.png")
+        path = plot.parabola_descent([res.path], out / "descent.png")
         print(f"saved {path}")
     return 0
 
@@ -247,12 +261,16 @@ def build_parser() -> argparse.ArgumentParser:
                      description="The mathematics of a first deep-learning course, made fast.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
+    # Each command's own parser, so that an unknown option is reported by the command it was
+    # given to (with that command's --help), not by the top level.
+    parser.set_defaults(commands=sub.choices)
 
     def add_runtime(p):
         p.add_argument("--backend", type=_backend_name, default=None,
                        help="cpp (default), numba, cython or numpy")
         p.add_argument("--threads", type=_positive_int, default=None,
-                       help="threads for the compiled kernels")
+                       help="threads for the compiled kernels (default: all cores, or "
+                            "OMP_NUM_THREADS)")
 
     p = sub.add_parser("tour", help="the course, section by section, with pictures")
     p.add_argument("--out", default="gradkit-tour", help="folder for the pictures "
@@ -264,16 +282,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("digits", help="train an MLP on handwritten digits")
     p.add_argument("--data", default=None, metavar="FOLDER",
                    help="MNIST/Fashion-MNIST IDX files (default: the embedded 8x8 digits)")
-    p.add_argument("--epochs", type=_positive_int, default=20)
-    p.add_argument("--batch-size", type=_positive_int, default=32)
-    p.add_argument("--lr", type=_positive_float, default=0.05)
-    p.add_argument("--momentum", type=_finite_float, default=0.9)
+    p.add_argument("--epochs", type=_positive_int, default=20,
+                   help="passes over the training set (default 20)")
+    p.add_argument("--batch-size", type=_positive_int, default=32,
+                   help="rows per SGD step (default 32)")
+    p.add_argument("--lr", type=_positive_float, default=0.05,
+                   help="learning rate of SGD (default 0.05)")
+    p.add_argument("--momentum", type=_finite_float, default=0.9,
+                   help="SGD momentum, 0 for plain SGD (default 0.9)")
     p.add_argument("--hidden", type=_layer_sizes, default=[64],
                    help="hidden layer widths, e.g. 128 or 256,128 (default 64)")
-    p.add_argument("--seed", type=_nonneg_int, default=0)
+    p.add_argument("--seed", type=_nonneg_int, default=0,
+                   help="seed of the initial weights and the shuffling (default 0)")
     p.add_argument("--out", default="gradkit-digits",
                    help="folder for the model and the pictures (default ./gradkit-digits)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (default: a bar)")
     add_runtime(p)
     p.set_defaults(run=cmd_digits)
 
@@ -281,8 +304,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=_positive_int, default=100_000, help="points (default 100000)")
     p.add_argument("--k", type=_positive_int, default=8, help="clusters (default 8)")
     p.add_argument("--dims", type=_positive_int, default=2, help="dimensions (default 2)")
-    p.add_argument("--seed", type=_nonneg_int, default=0)
-    p.add_argument("--out", default=None, help="folder for a picture of the clusters")
+    p.add_argument("--seed", type=_nonneg_int, default=0,
+                   help="seed of the blobs and of k-means++ (default 0)")
+    p.add_argument("--out", default=None,
+                   help="folder for a picture of the clusters (default: no picture)")
     add_runtime(p)
     p.set_defaults(run=cmd_kmeans)
 
@@ -290,7 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--x0", type=_finite_float, default=0.0, help="start (default 0)")
     p.add_argument("--lr", type=_positive_float, default=0.1, help="step size (default 0.1)")
     p.add_argument("--steps", type=_positive_int, default=100, help="most steps (default 100)")
-    p.add_argument("--out", default=None, help="folder for a picture of the path")
+    p.add_argument("--out", default=None,
+                   help="folder for a picture of the path (default: no picture)")
     p.set_defaults(run=cmd_descent)
 
     p = sub.add_parser("info", help="version, instruction set, threads, backends")
@@ -300,7 +326,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 on success)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        args.commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         _setup(args)
         return args.run(args)

@@ -10,6 +10,7 @@ import numpy as np
 
 from gradkit import _config
 from gradkit._validation import (
+    adam_hyperparameters,
     choice,
     float_array,
     label_array,
@@ -23,7 +24,7 @@ __all__ = [
     "relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "sigmoid", "sigmoid_backward",
     "tanh", "tanh_backward", "softmax", "softmax_backward",
     "l1_loss", "mse_loss", "bce_loss", "bce_with_logits_loss", "cross_entropy_loss",
-    "sgd_step",
+    "sgd_step", "adam_step",
 ]
 
 
@@ -249,6 +250,37 @@ def sgd_step(param, grad, lr: float, *, momentum_buffer=None, momentum: float = 
         momentum_buffer = None
     _config.ops().sgd_step(param, grad, momentum_buffer, lr, momentum, dampening, bool(nesterov),
                            weight_decay, bool(first))
+
+
+def adam_step(param, grad, exp_avg, exp_avg_sq, step: int, *, lr: float = 1e-3,
+              betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,
+              amsgrad: bool = False, max_exp_avg_sq=None, decoupled: bool = False) -> None:
+    """One in-place Adam update (PyTorch semantics; ``decoupled=True`` is AdamW).
+
+    ``step`` is the 1-based count including this update. ``g = grad + weight_decay * param``
+    (Adam) or ``param *= 1 - lr * weight_decay`` first (AdamW); ``m = b1 m + (1 - b1) g``,
+    ``v = b2 v + (1 - b2) g²`` (with amsgrad, ``max_exp_avg_sq = max(max_exp_avg_sq, v)`` is used
+    for v); ``param -= lr / (1 - b1^step) * m / (sqrt(v) / sqrt(1 - b2^step) + eps)``. param,
+    exp_avg, exp_avg_sq (and max_exp_avg_sq) are updated in place, so they are never copied.
+    """
+    _require_inplace(param, "param")
+    grad = float_array(grad, "grad", dtype=param.dtype)
+    same_shape(param, grad, "param", "grad")
+    _require_inplace(exp_avg, "exp_avg", like=param)
+    _require_inplace(exp_avg_sq, "exp_avg_sq", like=param)
+    if isinstance(step, bool) or not isinstance(step, (int, np.integer)):
+        raise TypeError(f"step must be an int (the 1-based update count), got {type(step).__name__}")
+    if step < 1:
+        raise ValueError(f"step={step} must be >= 1 (the count including this update)")
+    lr, beta1, beta2, eps, weight_decay = adam_hyperparameters(lr, betas, eps, weight_decay)
+    if amsgrad:
+        if max_exp_avg_sq is None:
+            raise ValueError("max_exp_avg_sq is required when amsgrad=True")
+        _require_inplace(max_exp_avg_sq, "max_exp_avg_sq", like=param)
+    else:
+        max_exp_avg_sq = None
+    _config.ops().adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, int(step), lr,
+                            beta1, beta2, eps, weight_decay, bool(amsgrad), bool(decoupled))
 
 
 def _require_inplace(arr, name, like=None):

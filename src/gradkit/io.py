@@ -16,14 +16,15 @@ import zipfile
 import numpy as np
 
 from gradkit import nn as _nn
+from gradkit.backends._spec import ACTIVATION_LAYERS
 
 __all__ = ["save", "load", "ModelFileError"]
 
 FORMAT = "gradkit-model"
 VERSION = 1
 _ARCH_KEY = "__gradkit_architecture__"
-_ACTIVATIONS = {"ReLU": _nn.ReLU, "Sigmoid": _nn.Sigmoid, "Tanh": _nn.Tanh,
-                "Softmax": _nn.Softmax, "Identity": _nn.Identity}
+# Layers without arguments, by class name (LeakyReLU, with its slope, is handled on its own).
+_ACTIVATIONS = {layer: getattr(_nn, layer) for layer in ACTIVATION_LAYERS if layer != "LeakyReLU"}
 
 
 class ModelFileError(ValueError):
@@ -48,10 +49,12 @@ def _digest(arr):
     return hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()
 
 
-def save(model, path) -> None:
+def save(model, path, *, optimizer=None) -> None:
     """Write ``model`` (a Sequential of supported layers, or one layer) to ``path`` atomically.
 
     The file is written exactly at ``path`` (no suffix is added); ``.npz`` is the convention.
+    ``optimizer`` (built on ``model.parameters()``) stores its state beside the model, so that
+    ``gk.load(path, optimizer=True)`` resumes training where it stopped.
     """
     if not isinstance(model, _nn.Module):
         raise TypeError(f"model must be a gradkit.nn.Module, got {type(model).__name__}")
@@ -62,9 +65,22 @@ def save(model, path) -> None:
             "layers": [_describe(layer) for layer in layers]}
     arrays = {f"p{i}": p.value for i, p in enumerate(model.parameters())}
     arch["sha256"] = {k: _digest(v) for k, v in arrays.items()}
+    if optimizer is not None:
+        arch["optimizer"], opt_arrays = _optimizer_payload(model, optimizer)
+        arrays.update(opt_arrays)
     arrays[_ARCH_KEY] = np.array(json.dumps(arch))
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".gradkit-", suffix=".tmp", dir=folder)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"cannot save the model to {path}: it is a folder; give a file "
+                                "name such as model.npz")
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"cannot save the model to {path}: the folder {folder} does not "
+                                "exist (gradkit.save does not create folders)")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".gradkit-", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise type(exc)(exc.errno, f"cannot save the model to {path}: cannot write in the "
+                                   f"folder {folder} ({exc.strerror})") from None
     umask = os.umask(0)
     os.umask(umask)
     try:
@@ -74,6 +90,7 @@ def save(model, path) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        _fsync_folder(folder)
     except BaseException:
         try:
             os.unlink(tmp)
@@ -82,13 +99,35 @@ def save(model, path) -> None:
         raise
 
 
+def _fsync_folder(folder):
+    """Make the rename itself durable (where the OS lets a folder be opened and synced)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def _fail(path, why):
     return ModelFileError(f"{path} is not a valid gradkit model file: {why}")
 
 
-def load(path):
+def load(path, *, optimizer: bool = False):
     """Read a model written by ``save``. Raises ModelFileError for a truncated, foreign or
-    tampered file; never unpickles."""
+    tampered file; never unpickles.
+
+    ``optimizer=True`` returns ``(model, optimizer)``: the optimizer saved with
+    ``save(..., optimizer=opt)``, rebuilt on the loaded model's parameters with its
+    hyperparameters and state (momentum buffers, Adam moments and step counts).
+    """
+    if not isinstance(optimizer, (bool, np.bool_)):
+        raise TypeError(f"optimizer must be a bool (True returns (model, optimizer)), got "
+                        f"{type(optimizer).__name__}")
     path = os.fspath(path)
     try:
         data = np.load(path, allow_pickle=False)
@@ -99,12 +138,19 @@ def load(path):
                 raise _fail(path, "no architecture description (not written by gradkit.save)")
             arch_text = str(data[_ARCH_KEY][()])
             arrays = {k: data[k] for k in data.files if k != _ARCH_KEY}
+            opt_arrays = {k: arrays.pop(k) for k in list(arrays) if k.startswith(_OPT_PREFIX)}
     except ModelFileError:
         raise
     except FileNotFoundError:
         raise
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, zipfile.LargeZipFile,
             NotImplementedError) as exc:
+        if "pickle" in str(exc):
+            # NumPy takes any unknown content for a pickle and suggests allow_pickle: gradkit
+            # never unpickles, so say what a model file is instead.
+            raise _fail(path, "it is not an .npz archive of plain arrays (model files hold "
+                              "numbers only and are never unpickled; pickled objects or "
+                              "other content is refused)") from None
         raise _fail(path, f"unreadable or truncated ({type(exc).__name__}: {exc})") from None
     try:
         arch = json.loads(arch_text)
@@ -149,7 +195,75 @@ def load(path):
             raise _fail(path, f"parameter {i} does not match its checksum (the file was "
                               "modified after saving)")
         p.value[...] = arr
+    if optimizer:
+        return model, _rebuild_optimizer(path, arch.get("optimizer"), opt_arrays, params)
     return model
+
+
+# ------------------------------------------------------------------------ optimizer state
+_OPT_PREFIX = "opt"
+
+
+def _optimizer_payload(model, optimizer):
+    """(JSON description, arrays) of an optimizer's state_dict, arrays keyed opt<i>_<name>."""
+    from gradkit.optim import Optimizer
+
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"optimizer must be a gradkit.optim optimizer, got "
+                        f"{type(optimizer).__name__}")
+    if [id(p) for p in optimizer.params] != [id(p) for p in model.parameters()]:
+        raise ValueError("optimizer must update exactly model.parameters(), in that order "
+                         "(build it as Optimizer(model.parameters(), ...))")
+    sd = optimizer.state_dict()
+    arrays, state = {}, {}
+    for i, entry in sd["state"].items():
+        state[str(i)] = {}
+        for key, value in entry.items():
+            if isinstance(value, np.ndarray):
+                arrays[f"{_OPT_PREFIX}{i}_{key}"] = value
+                state[str(i)][key] = {"array": f"{_OPT_PREFIX}{i}_{key}"}
+            else:
+                state[str(i)][key] = value
+    desc = {"type": type(optimizer).__name__, "param_groups": sd["param_groups"],
+            "state": state, "sha256": {k: _digest(v) for k, v in arrays.items()}}
+    return desc, arrays
+
+
+def _rebuild_optimizer(path, desc, arrays, params):
+    from gradkit import optim
+
+    if desc is None:
+        raise _fail(path, "it holds no optimizer state (save it with gk.save(model, path, "
+                          "optimizer=opt))")
+    kinds = {"SGD": optim.SGD, "Adam": optim.Adam, "AdamW": optim.AdamW}
+    try:
+        cls = kinds[desc["type"]]
+        group = dict(desc["param_groups"][0])
+        if "betas" in group:
+            group["betas"] = tuple(group["betas"])
+        digests = dict(desc["sha256"])
+        state = {}
+        for i, entry in desc["state"].items():
+            state[int(i)] = {}
+            for key, value in entry.items():
+                if isinstance(value, dict):
+                    name = value["array"]
+                    if _digest(arrays[name]) != digests[name]:
+                        raise _fail(path, f"optimizer array {name} does not match its "
+                                          "checksum (the file was modified after saving)")
+                    value = arrays[name]
+                state[int(i)][key] = value
+        if set(digests) != set(arrays):
+            raise ValueError("optimizer arrays do not match their description")
+        group.pop("params")
+        opt = cls([p for p in params], **({"lr": group["lr"]} if cls is optim.SGD else {}))
+        opt.load_state_dict({"state": state,
+                             "param_groups": [dict(group, params=list(range(len(params))))]})
+    except ModelFileError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise _fail(path, f"bad optimizer state ({exc})") from None
+    return opt
 
 
 def _parameter_shapes(spec) -> list[tuple[int, ...]]:

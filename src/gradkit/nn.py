@@ -13,6 +13,7 @@ import numpy as np
 
 from gradkit import _config
 from gradkit._validation import float_array, positive_int, real_number
+from gradkit.backends._spec import ACTIVATIONS
 
 __all__ = ["Parameter", "Module", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax",
            "Identity", "Sequential"]
@@ -219,7 +220,7 @@ class Identity(Module):
 
 
 # Activations the GEMM epilogue can apply inside Linear.forward (name, extra args).
-_FUSABLE = {ReLU: "relu", LeakyReLU: "leaky_relu", Sigmoid: "sigmoid", Tanh: "tanh"}
+_FUSABLE = {cls: cls.op for cls in _Activation.__subclasses__() if cls.op in ACTIVATIONS}
 
 
 class Sequential(Module):

@@ -102,7 +102,7 @@ def supervised_unsupervised(out: Path, say: _Printer, quick: bool) -> list[Path]
     say(f"    nearest-mean classifier on {len(yte)} test digits: {100 * acc:.1f}% correct")
     say("Unsupervised: the same question without labels. k-means finds k centres such that",
         "each point belongs to its nearest centre (minimises sum ||x - centre||^2).")
-    X, y_true, _ = datasets.make_blobs(600, 4, 2, seed=1, spread=1.2)
+    X, y_true = datasets.make_blobs(600, 4, 2, seed=1, spread=1.2)
     km = gk.cluster.KMeans(n_clusters=4, random_state=0).fit(X)
     clustered = True
     labels, centers = km.labels_, km.cluster_centers_
@@ -197,7 +197,14 @@ def saddle(out: Path, say: _Printer, quick: bool) -> list[Path]:
         f"    gradkit says: {res.message}")
     from gradkit import plot
 
-    return [plot.saddle(res.path, out / "6-saddle.png")]
+    return [plot.saddle(res.path, out / "5-saddle.png")]
+
+
+def gradient_descent(out: Path, say: _Printer, quick: bool) -> list[Path]:
+    """The README's step 5: a parabola where descent succeeds, then a saddle where it cannot."""
+    pictures = parabola(out, say, quick)
+    say("", "  A saddle: where gradient descent fails")
+    return pictures + saddle(out, say, quick)
 
 
 def update_rule(out: Path, say: _Printer, quick: bool) -> list[Path]:
@@ -225,7 +232,7 @@ def update_rule(out: Path, say: _Printer, quick: bool) -> list[Path]:
     say(f"    after 60 steps: W = {W[0, 0]:.4f}, b = {b[0]:.4f}, L = {losses[-1]:.2e}")
     from gradkit import plot
 
-    return [plot.update_rule(ws, bs, losses, 2.0, 1.0, out / "7-update-rule.png")]
+    return [plot.update_rule(ws, bs, losses, 2.0, 1.0, out / "6-update-rule.png")]
 
 
 def digit_recognition(out: Path, say: _Printer, quick: bool) -> list[Path]:
@@ -253,9 +260,9 @@ def digit_recognition(out: Path, say: _Printer, quick: bool) -> list[Path]:
     shown = np.sort(np.concatenate([wrong[:8], right[: 32 - min(8, len(wrong))]]))
     from gradkit import plot
 
-    return [plot.loss_curve(hist, out / "8-digits-loss.png",
+    return [plot.loss_curve(hist, out / "7-digits-loss.png",
                             title="Digit recognition: an MLP trained by gradkit"),
-            plot.digit_grid(Xte[shown], yte[shown], pred[shown], out / "8-digits-predictions.png",
+            plot.digit_grid(Xte[shown], yte[shown], pred[shown], out / "7-digits-predictions.png",
                             title=f"Test digits and the network's prediction ({len(wrong)} of "
                                   f"{len(yte)} wrong; up to 8 of them shown, in red)")]
 
@@ -265,8 +272,7 @@ SECTIONS: list[tuple[str, Callable]] = [
     ("Neurons: weighted sums, the 2-3-1 network", neurons),
     ("Supervised vs unsupervised", supervised_unsupervised),
     ("Losses", loss_functions),
-    ("Gradient descent on a parabola", parabola),
-    ("A saddle: where gradient descent fails", saddle),
+    ("Gradient descent: a parabola, then a saddle", gradient_descent),
     ("The update rule, step by step", update_rule),
     ("Digit recognition", digit_recognition),
 ]

@@ -16,14 +16,17 @@ from __future__ import annotations
 
 import math
 import sys
+import warnings
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
 
-from gradkit import _config, losses as _losses, nn as _nn
-from gradkit._validation import float_array, label_array, positive_int
-from gradkit.optim import SGD
+from gradkit import _config, _train_checks, losses as _losses, nn as _nn
+from gradkit._validation import (FLOAT_DTYPES, ConversionWarning, float_array, label_array,
+                                 positive_int, require_finite)
+from gradkit.backends import _spec
+from gradkit.optim import SGD, Optimizer
 
 __all__ = ["fit", "predict", "evaluate", "History", "Evaluation", "TrainingDivergedError"]
 
@@ -42,7 +45,8 @@ class History:
     loss: mean training loss per sample over the epoch (for reduction="sum": the epoch's sum);
     val_loss / val_accuracy: on validation_data after each epoch (accuracy is NaN for regression
     losses); fused: whether the whole-epoch compiled path ran; stopped_epoch: the epoch at which
-    early stopping ended training (None if it did not).
+    early stopping ended training (None if it did not); best_epoch: the epoch of the lowest
+    validation loss (None without validation_data).
     """
 
     loss: list = field(default_factory=list)
@@ -50,6 +54,7 @@ class History:
     val_accuracy: list = field(default_factory=list)
     fused: bool = False
     stopped_epoch: int | None = None
+    best_epoch: int | None = None
 
     @property
     def epochs(self) -> int:
@@ -111,6 +116,35 @@ def _check_y(loss_fn, y, n_rows, n_out, dtype, name="y"):
     return y
 
 
+def _match_model_dtype(model, loss_fn, X, y, validation_data):
+    """Cast float arrays of the other float dtype to the model's, with one warning that says
+    what to do (instead of one ConversionWarning per array)."""
+    dtype = _model_dtype(model)
+    named = [("X", X), ("y", y)]
+    if isinstance(validation_data, (tuple, list)) and len(validation_data) == 2:
+        named += [("validation_data[0]", validation_data[0]),
+                  ("validation_data[1]", validation_data[1])]
+    if isinstance(loss_fn, _losses.CrossEntropyLoss):
+        named = [(name, a) for name, a in named if name not in ("y", "validation_data[1]")]
+    converted, out = [], {}
+    for name, a in named:
+        if isinstance(a, np.ndarray) and a.dtype in FLOAT_DTYPES and a.dtype != dtype:
+            out[name] = np.asarray(a, dtype=dtype, order="C")
+            converted.append((name, a.dtype))
+    if converted:
+        what = ", ".join(f"{name} ({d})" for name, d in converted)
+        other = "float64" if dtype == np.float32 else "float32"
+        warnings.warn(
+            f"fit converted {what} to the model's {dtype} (a copy per call). To avoid it, pass "
+            f"{dtype} data (X.astype(np.{dtype})) or build the layers in {other} "
+            f"(nn.Linear(..., dtype=np.{other})).", ConversionWarning, stacklevel=3)
+        X, y = out.get("X", X), out.get("y", y)
+        if "validation_data[0]" in out or "validation_data[1]" in out:
+            validation_data = (out.get("validation_data[0]", validation_data[0]),
+                               out.get("validation_data[1]", validation_data[1]))
+    return X, y, validation_data
+
+
 def _check_common(model, loss_fn):
     if not isinstance(model, _nn.Module):
         raise TypeError(f"model must be a gradkit.nn.Module, got {type(model).__name__}")
@@ -121,10 +155,10 @@ def _check_common(model, loss_fn):
 # ---------------------------------------------------------------------------- fused path
 
 
-_FUSED_ACTS = {_nn.ReLU: "relu", _nn.LeakyReLU: "leaky_relu", _nn.Sigmoid: "sigmoid",
-               _nn.Tanh: "tanh"}
-_FUSED_LOSSES = {_losses.CrossEntropyLoss: "cross_entropy", _losses.MSELoss: "mse",
-                 _losses.L1Loss: "l1", _losses.BCEWithLogitsLoss: "bce_with_logits"}
+_FUSED_ACTS = {getattr(_nn, layer): op for layer, op in _spec.ACTIVATION_LAYERS.items()
+               if op in _spec.ACTIVATIONS and op != "none"}
+_FUSED_LOSSES = {getattr(_losses, layer): loss for layer, loss in _spec.LOSS_LAYERS.items()
+                 if loss in _spec.FUSED_LOSSES}
 
 
 @dataclass
@@ -139,7 +173,7 @@ class _Plan:
 
 def _fused_plan(model, loss_fn, optimizer):
     """How to run this model as one compiled epoch, or (None, reason) when it cannot."""
-    if not hasattr(_config.ops(), "mlp_epoch"):
+    if not _spec.implements(_config.get_backend(), "mlp_epoch"):
         return None, f"the {_config.get_backend()!r} backend has no fused epoch"
     layers = model.layers if isinstance(model, _nn.Sequential) else [model]
     linears, acts, slopes = [], [], set()
@@ -160,7 +194,7 @@ def _fused_plan(model, loss_fn, optimizer):
     if type(loss_fn) not in _FUSED_LOSSES or loss_fn.reduction == "none":
         return None, f"{loss_fn!r} is not supported"
     if type(optimizer) is not SGD:
-        return None, "the optimizer is not gradkit.optim.SGD"
+        return None, f"the fused epoch runs SGD only, not {type(optimizer).__name__}"
     params = model.parameters()
     index = {id(p): i for i, p in enumerate(optimizer.params)}
     if len(index) != len(params) or any(id(p) not in index for p in params):
@@ -174,7 +208,8 @@ def _fused_plan(model, loss_fn, optimizer):
                  getattr(loss_fn, "half", False), [index[id(p)] for p in params]), ""
 
 
-def _fused_chunk(plan, loss_fn, opt, X, y, perm, batch_size, first_step, step_loss):
+def _fused_chunk(plan, loss_fn, opt, X, y, perm, batch_size, first_step, step_loss,
+                 sparse_input="auto"):
     """Run len(step_loss) steps from first_step; returns the number of steps done."""
     params = [p for lin in plan.linears for p in lin.parameters()]
     first = False
@@ -199,10 +234,13 @@ def _fused_chunk(plan, loss_fn, opt, X, y, perm, batch_size, first_step, step_lo
                 bbufs.append(None)
     else:
         wbufs = bbufs = [None] * len(plan.linears)
+    # Only the cpp epoch has a zero-skipping first layer; the others are dense already.
+    extra = {"sparse_input": sparse_input} if _config.get_backend() == "cpp" else {}
     return _config.ops().mlp_epoch(
         weights, biases, wbufs, bbufs, plan.activations, plan.slope, plan.loss,
         loss_fn.reduction, plan.half, X, y, perm, batch_size, first_step, len(step_loss),
-        opt.lr, opt.momentum, opt.dampening, opt.nesterov, opt.weight_decay, first, step_loss)
+        opt.lr, opt.momentum, opt.dampening, opt.nesterov, opt.weight_decay, first, step_loss,
+        **extra)
 
 
 # ---------------------------------------------------------------------------------- fit
@@ -218,58 +256,128 @@ def _accuracy(loss_fn, out, y):
     return math.nan
 
 
-def _diverged(value, epoch, step, steps, lr):
+def _diverged(what, epoch, step, steps, start_epoch, cause):
     return TrainingDivergedError(
-        f"the loss became {value} at epoch {epoch}, step {step} of {steps}: training stopped and "
-        f"the model keeps its last finite parameters. The learning rate (lr={lr}) is probably "
-        f"too large; try a smaller one.")
+        f"{what} at epoch {epoch}, step {step} of {steps}: training stopped and the model was "
+        f"restored to its parameters at the start of epoch {start_epoch}. {cause}")
+
+
+def _fused_divergence(plan, loss_fn, opt, X, y, perm, batch_size, params, state, upto,
+                      step_loss, seen):
+    """Replay the block one step at a time from its start to find the first step whose loss or
+    update is not finite (a NaN weight can go unseen by the loss for many steps). Returns
+    (step index in the block, what went wrong), or (upto - 1, seen) if the replay finds nothing
+    earlier; the caller restores the block's start."""
+    _train_checks.restore(params, opt, state)
+    for j in range(upto):
+        if _fused_chunk(plan, loss_fn, opt, X, y, perm, batch_size, j, step_loss[j:j + 1]) < 1:
+            return j, f"the loss became {step_loss[j]}"
+        if not _train_checks.params_finite(params):
+            return j, "the parameters became non-finite in the update"
+    return upto - 1, seen
 
 
 def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 32,
         shuffle: bool = True, seed=None, validation_data=None, progress: bool = True,
-        patience: int | None = None, scheduler=None, fused: bool | None = None) -> History:
+        patience: int | None = None, scheduler=None, fused: bool | None = None,
+        check_finite: bool = True, initial_epoch: int = 0,
+        restore_best: bool = False, sync_every: int | None = None, client=None,
+        sparse_input="auto") -> History:
     """Train ``model`` with mini-batch SGD; returns a History (loss, val_loss, val_accuracy).
 
     Each epoch visits every row once, in mini-batches of ``batch_size`` (the last may be
     smaller), in an order drawn from ``np.random.default_rng(seed)`` when ``shuffle``. With
     ``validation_data=(X_val, y_val)`` the validation loss (and accuracy for classification) is
     recorded after each epoch; ``patience`` stops training after that many epochs without a
-    lower validation loss. ``scheduler`` (e.g. optim.StepLR) is stepped after each epoch.
+    lower validation loss; ``restore_best=True`` (Keras's ``restore_best_weights``) gives the
+    model, when fit returns, the parameters it had after the epoch of lowest validation loss
+    (``History.best_epoch``), whether or not training stopped early. ``scheduler`` (e.g.
+    optim.StepLR) is stepped after each epoch.
     ``fused=None`` uses the whole-epoch compiled path when the model allows it, True requires
-    it, False forces the layer-by-layer path. A NaN or infinite loss raises
-    TrainingDivergedError naming the epoch and step; the parameters stay finite.
+    it, False forces the layer-by-layer path. X (and y for regression losses) must be finite
+    unless ``check_finite=False``. A NaN or infinite loss or update raises
+    TrainingDivergedError naming the first bad epoch and step and its likely cause; the model
+    (and the optimizer's state) go back to the start of that epoch (of the block of epochs run
+    in one call).
+
+    Resuming (as Keras): ``initial_epoch=k`` says k epochs are done, and trains epochs k+1 to
+    ``epochs``. With the same ``seed`` it takes the orders those epochs would have had, so
+    ``fit(epochs=2, seed=s)``, ``gk.save(model, path, optimizer=opt)``, ``gk.load(path,
+    optimizer=True)`` and ``fit(epochs=4, initial_epoch=2, seed=s)`` give the bits of
+    ``fit(epochs=4, seed=s)`` (a scheduler must be restored by the caller).
+
+    X and y may be dask arrays chunked alike by rows (data-parallel, see gradkit.train_dask):
+    ``batch_size=None`` is exact full-batch descent, otherwise local SGD averaging the chunks'
+    models every ``sync_every`` mini-batches (None: once an epoch); ``client`` is None (dask's
+    default scheduler), a distributed.Client or a scheduler address.
+    ``sparse_input`` chooses how the fused epoch's first layer treats exact zeros of X (pixels
+    of images): False never looks for them, True skips them (cpp backend, on CPUs with the
+    zero-skipping kernels; elsewhere the dense layer runs), "auto" decides from a cost model on
+    the first batch. The result is the same either way up to the order of float sums.
     """
     _check_common(model, loss_fn)
-    if not isinstance(optimizer, SGD):
-        raise TypeError(f"optimizer must be a gradkit.optim.SGD, got {type(optimizer).__name__}")
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"optimizer must be a gradkit.optim.SGD, Adam or AdamW, got "
+                        f"{type(optimizer).__name__}")
+    _train_checks.check_optimizer_params(model, optimizer)
     if loss_fn.reduction == "none":
         raise ValueError("loss_fn.reduction='none' cannot drive training; use 'mean' or 'sum'")
+    if any(type(a).__module__.startswith("dask.") for a in (X, y)):  # data-parallel on Dask
+        from gradkit import train_dask
+        return train_dask.fit(model, loss_fn, optimizer, X, y, epochs=epochs,
+                              batch_size=batch_size, shuffle=shuffle, seed=seed,
+                              validation_data=validation_data, patience=patience,
+                              scheduler=scheduler, sync_every=sync_every, client=client,
+                              history=History(fused=False))
+    if sync_every is not None or client is not None:
+        raise TypeError("sync_every and client apply to dask arrays X, y only")
     epochs = positive_int(epochs, "epochs")
+    initial_epoch = positive_int(initial_epoch, "initial_epoch", low=0)
+    if initial_epoch >= epochs:
+        raise ValueError(f"initial_epoch={initial_epoch} must be < epochs={epochs} (epochs is "
+                         "the last epoch's number, as in Keras)")
     batch_size = positive_int(batch_size, "batch_size")
     if patience is not None:
         patience = positive_int(patience, "patience")
         if validation_data is None:
             raise ValueError("patience needs validation_data: early stopping watches the "
                              "validation loss")
+    if not isinstance(restore_best, (bool, np.bool_)):
+        raise TypeError(f"restore_best must be a bool, got {type(restore_best).__name__}")
+    if restore_best and validation_data is None:
+        raise ValueError("restore_best=True needs validation_data: the best epoch is the one "
+                         "with the lowest validation loss")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
         raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
     if fused not in (None, True, False):
         raise TypeError(f"fused must be None, True or False, got {fused!r}")
+    if not (sparse_input is True or sparse_input is False or sparse_input == "auto"):
+        raise ValueError(f"sparse_input must be 'auto', True or False, got {sparse_input!r}")
+    if sparse_input is True and _config.get_backend() != "cpp":
+        raise ValueError("sparse_input=True needs the 'cpp' backend (the zero-skipping first "
+                         f"layer is C++ only); the backend is {_config.get_backend()!r}")
     if scheduler is not None and not hasattr(scheduler, "step"):
         raise TypeError("scheduler must have a step() method (e.g. gradkit.optim.StepLR)")
 
+    X, y, validation_data = _match_model_dtype(model, loss_fn, X, y, validation_data)
     X = _check_X(model, X)
     n = X.shape[0]
     if hasattr(y, "__len__") and not isinstance(y, (str, bytes)) and len(y) != n:
         raise ValueError(f"X has {n} rows but y has {len(y)}; they must match")
     n_out = _n_outputs(model, X)
     y = _check_y(loss_fn, y, n, n_out, X.dtype)
+    if check_finite:
+        require_finite(X, "X")
+        require_finite(y, "y")
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise TypeError("validation_data must be a pair (X_val, y_val)")
         Xv = _check_X(model, validation_data[0], "validation_data[0]")
         yv = _check_y(loss_fn, validation_data[1], Xv.shape[0], n_out, X.dtype,
                       "validation_data[1]")
+        if check_finite:
+            require_finite(Xv, "validation_data[0]")
+            require_finite(yv, "validation_data[1]")
 
     plan = None
     if fused is not False:
@@ -278,20 +386,23 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 3
             raise ValueError(f"fused=True but this model cannot run fused: {why}")
 
     rng = np.random.default_rng(seed)
+    if shuffle:
+        for _ in range(initial_epoch):  # the orders of the epochs already done
+            rng.permutation(n)
     steps = -(-n // batch_size)
     sizes = np.full(steps, batch_size, dtype=np.float64)
     sizes[-1] = n - (steps - 1) * batch_size
     show = bool(progress) and sys.stderr.isatty()
     history = History(fused=plan is not None)
     params = model.parameters()
-    best, waited = math.inf, 0
+    best, waited, best_values = math.inf, 0, None
 
     # Without per-epoch work in Python (bar, validation, schedule), several epochs run in one
     # compiled call: the same arithmetic, minus the per-call cost that dominates tiny networks.
     block = 1
     if plan is not None and not show and validation_data is None and scheduler is None:
         block = max(1, min(epochs, (1 << 20) // n))
-    done_epochs = 0
+    done_epochs = initial_epoch
     while done_epochs < epochs:
         nb = min(block, epochs - done_epochs)
         epoch = done_epochs + 1
@@ -300,7 +411,7 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 3
             perm = (perms[0] if nb == 1 else np.concatenate(perms)).astype(np.int64, copy=False)
         else:
             perm = np.arange(n, dtype=np.int64)  # every epoch of the call takes this order
-        snapshot = [p.value.copy() for p in params]
+        state = _train_checks.snapshot(params, optimizer)
         step_loss = np.zeros(nb * steps, dtype=np.float64)
         bar = None
         if show:
@@ -316,31 +427,26 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 3
                 for first in range(0, total, chunk):
                     k = min(chunk, total - first)
                     ran = _fused_chunk(plan, loss_fn, optimizer, X, y, perm, batch_size, first,
-                                       step_loss[first:first + k])
+                                       step_loss[first:first + k], sparse_input=sparse_input)
                     if ran < k:
-                        bad = first + ran
-                        _restore_if_needed(params, snapshot)
-                        raise _diverged(step_loss[bad], epoch + bad // steps, bad % steps + 1,
-                                        steps, optimizer.lr)
+                        seen = f"the loss became {step_loss[first + ran]}"
+                        _raise_fused_divergence(plan, loss_fn, optimizer, X, y, perm, batch_size,
+                                                params, state, first + ran + 1, step_loss, steps,
+                                                epoch, seen)
                     if bar is not None:
                         bar.update(k)
                         bar.set_postfix(loss=f"{_running(step_loss, sizes, first + k):.4f}")
             else:
                 _layer_by_layer_epoch(model, loss_fn, optimizer, X, y, perm, batch_size,
-                                      step_loss, sizes, bar, params, snapshot, epoch)
+                                      step_loss, sizes, bar, params, state, epoch)
         finally:
             if bar is not None:
                 bar.close()
-        if not all(np.isfinite(p.value).all() for p in params):
-            # Every loss was finite, so only the block's last update can have overflowed (an
-            # earlier one would have made the next loss non-finite).
-            _restore_if_needed(params, snapshot)
-            last = epoch + nb - 1
-            raise TrainingDivergedError(
-                f"the parameters became non-finite in the update at epoch {last}, step {steps} of "
-                f"{steps}: training stopped and the model was restored to its parameters at the "
-                f"start of epoch {epoch}. The learning rate (lr={optimizer.lr}) is probably too "
-                f"large; try a smaller one.")
+        if plan is not None and not _train_checks.params_finite(params):
+            # Every loss was finite, yet an update overflowed somewhere in the block.
+            _raise_fused_divergence(plan, loss_fn, optimizer, X, y, perm, batch_size, params,
+                                    state, nb * steps, step_loss, steps, epoch,
+                                    "the parameters became non-finite in the update")
         per_epoch = step_loss.reshape(nb, steps)
         if loss_fn.reduction == "mean":
             history.loss.extend(((per_epoch * sizes).sum(axis=1) / n).tolist())
@@ -353,9 +459,14 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 3
             val = float(loss_fn._compute(out, yv))
             history.val_loss.append(val)
             history.val_accuracy.append(_accuracy(loss_fn, out, yv))
+            improved = val < best
+            if improved:
+                best, history.best_epoch = val, epoch
+                if restore_best:
+                    best_values = [p.value.copy() for p in params]
             if patience is not None:
-                if val < best:
-                    best, waited = val, 0
+                if improved:
+                    waited = 0
                 else:
                     waited += 1
                     if waited >= patience:
@@ -363,11 +474,27 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 3
                         break
         if scheduler is not None:
             scheduler.step()
+    if best_values is not None:
+        for p, value in zip(params, best_values):
+            p.value[...] = value
     return history
 
 
+def _raise_fused_divergence(plan, loss_fn, opt, X, y, perm, batch_size, params, state, upto,
+                            step_loss, steps, epoch, seen):
+    bad, what = _fused_divergence(plan, loss_fn, opt, X, y, perm, batch_size, params, state,
+                                  upto, step_loss, seen)
+    _train_checks.restore(params, opt, state)
+    s = bad % steps
+    n = X.shape[0]
+    offset = (bad // steps) * n if len(perm) > n else 0  # perm holds one epoch or the block's
+    rows = perm[offset + s * batch_size:offset + min((s + 1) * batch_size, n)]
+    raise _diverged(what, epoch + bad // steps, s + 1, steps, epoch,
+                    _train_checks.batch_cause(X, y, rows, opt.lr))
+
+
 def _layer_by_layer_epoch(model, loss_fn, optimizer, X, y, perm, batch_size, step_loss, sizes,
-                          bar, params, snapshot, epoch):
+                          bar, params, state, epoch):
     """zero_grad, forward, loss, backward, step per mini-batch (inputs already validated)."""
     steps = len(step_loss)
     # Overflow is detected below and reported as TrainingDivergedError, not as a warning.
@@ -378,11 +505,16 @@ def _layer_by_layer_epoch(model, loss_fn, optimizer, X, y, perm, batch_size, ste
             optimizer.zero_grad()
             value = loss_fn._compute(model.forward(xb), yb)
             step_loss[s] = value
-            if not math.isfinite(value):
-                _restore_if_needed(params, snapshot)
-                raise _diverged(value, epoch, s + 1, steps, optimizer.lr)
-            model.backward(loss_fn.backward())
-            optimizer.step()
+            what = None if math.isfinite(value) else f"the loss became {value}"
+            if what is None:
+                model.backward(loss_fn.backward())
+                optimizer.step()
+                if not _train_checks.params_finite(params):
+                    what = "the parameters became non-finite in the update"
+            if what is not None:
+                _train_checks.restore(params, optimizer, state)
+                raise _diverged(what, epoch, s + 1, steps, epoch,
+                                _train_checks.batch_cause(X, y, idx, optimizer.lr))
             if bar is not None and (s % 50 == 49 or s == steps - 1):
                 bar.update(s + 1 - bar.n)
                 bar.set_postfix(loss=f"{_running(step_loss, sizes, s + 1):.4f}")
@@ -392,24 +524,19 @@ def _running(step_loss, sizes, upto):
     return float(step_loss[:upto] @ sizes[:upto] / sizes[:upto].sum())
 
 
-def _restore_if_needed(params, snapshot):
-    """Keep finite parameters: if an update already overflowed, go back to the epoch's start."""
-    if all(np.isfinite(p.value).all() for p in params):
-        return
-    for p, saved in zip(params, snapshot):
-        p.value[...] = saved
-
-
 # --------------------------------------------------------------------------- inference
 
 
-def predict(model, X, *, batch_size: int | None = None, _checked: bool = False) -> np.ndarray:
+def predict(model, X, *, batch_size: int | None = None, check_finite: bool = True,
+            _checked: bool = False) -> np.ndarray:
     """The model's output for every row of X, in eval mode, in chunks of ``batch_size`` rows
-    (default: 4096) to bound memory."""
+    (default: 4096) to bound memory. X must be finite unless ``check_finite=False``."""
     if not _checked:
         if not isinstance(model, _nn.Module):
             raise TypeError(f"model must be a gradkit.nn.Module, got {type(model).__name__}")
         X = _check_X(model, X)
+        if check_finite:
+            require_finite(X, "X")
     chunk = 4096 if batch_size is None else positive_int(batch_size, "batch_size")
     was = model.training
     model.eval()
@@ -420,11 +547,16 @@ def predict(model, X, *, batch_size: int | None = None, _checked: bool = False) 
     return outs[0] if len(outs) == 1 else np.concatenate(outs)
 
 
-def evaluate(model, loss_fn, X, y, *, batch_size: int | None = None) -> Evaluation:
-    """(loss, accuracy) of the model on (X, y); accuracy is NaN for regression losses."""
+def evaluate(model, loss_fn, X, y, *, batch_size: int | None = None,
+             check_finite: bool = True) -> Evaluation:
+    """(loss, accuracy) of the model on (X, y); accuracy is NaN for regression losses. X and y
+    must be finite unless ``check_finite=False``."""
     _check_common(model, loss_fn)
     X = _check_X(model, X)
     y = _check_y(loss_fn, y, X.shape[0], _n_outputs(model, X), X.dtype)
+    if check_finite:
+        require_finite(X, "X")
+        require_finite(y, "y")
     out = predict(model, X, batch_size=batch_size, _checked=True)
     reduction = "mean" if loss_fn.reduction == "none" else loss_fn.reduction
     return Evaluation(float(loss_fn._compute(out, y, reduction)), _accuracy(loss_fn, out, y))

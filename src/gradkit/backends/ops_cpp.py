@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from gradkit import _core
+from gradkit.backends._spec import ACTIVATION_CODES, FUSED_LOSS_CODES
 
 # ---------------------------------------------------------------------------- GEMM and dense
 
@@ -68,6 +69,13 @@ def sgd_step(param, grad, buf, lr, momentum, dampening, nesterov, weight_decay, 
                    float(weight_decay), bool(first))
 
 
+def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, beta1, beta2, eps,
+              weight_decay, amsgrad, decoupled):
+    _core.adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, int(step), float(lr),
+                    float(beta1), float(beta2), float(eps), float(weight_decay), bool(amsgrad),
+                    bool(decoupled))
+
+
 # ---- k-means
 
 
@@ -120,28 +128,18 @@ def kmeans_mean_variance(X, n_threads=1):
 
 
 # ---- fused MLP epoch
-# mlp_epoch(weights, biases, weight_bufs, bias_bufs, activations, slope, loss, reduction, half,
-#           X, y, perm, batch_size, first_step, n_steps, lr, momentum, dampening, nesterov,
-#           weight_decay, first, step_loss) -> steps done
-# perm holds one epoch's row order (X's rows), which every epoch of the call takes, or several
-# epochs' orders back to back (a multiple of X's rows), taken in turn; each epoch
-# is cut into ceil(N / batch) mini-batches (the last may be smaller). Runs mini-batches
-# first_step .. first_step + n_steps - 1, counted across those epochs, in place on the parameters and momentum buffers; writes each batch's loss to step_loss and
-# stops early (returning the steps done) at a non-finite loss, without updating for it.
-# loss in MLP_LOSSES; y is int64 labels (N,) for "cross_entropy", else targets (N, OUT).
-
-MLP_LOSSES = ("cross_entropy", "mse", "l1", "bce_with_logits")
-_ACT_CODES = {"none": 0, "relu": 1, "leaky_relu": 2, "sigmoid": 3, "tanh": 4}
+# The contract is mlp_epoch's entry in _spec.py; the codes come from its tables.
 
 
 def mlp_epoch(weights, biases, weight_bufs, bias_bufs, activations, slope, loss, reduction, half,
               X, y, perm, batch_size, first_step, n_steps, lr, momentum, dampening, nesterov,
-              weight_decay, first, step_loss):
+              weight_decay, first, step_loss, sparse_input="auto"):
     labels = y if loss == "cross_entropy" else None
     targets = None if loss == "cross_entropy" else y
     return _core.mlp_epoch(
         list(weights), list(biases), list(weight_bufs), list(bias_bufs),
-        [_ACT_CODES[a] for a in activations], float(slope), MLP_LOSSES.index(loss),
+        [ACTIVATION_CODES[a] for a in activations], float(slope), FUSED_LOSS_CODES[loss],
         reduction == "mean", bool(half), X, labels, targets, perm, int(batch_size),
         int(first_step), int(n_steps), float(lr), float(momentum), float(dampening),
-        bool(nesterov), float(weight_decay), bool(first), step_loss)
+        bool(nesterov), float(weight_decay), bool(first), step_loss,
+        {"auto": 2, True: 1, False: 0}[sparse_input])

@@ -35,7 +35,7 @@ cdef extern from *:
 from cython cimport floating
 from cython.parallel cimport prange
 from libc cimport math as cmath
-from libc.math cimport exp, expf, log, logf, log1p, log1pf, tanhf
+from libc.math cimport exp, expf, log, logf, log1p, log1pf, sqrt, sqrtf, tanhf
 from libc.stdint cimport int64_t
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 cimport openmp
@@ -677,6 +677,74 @@ def sgd_step(param, grad, buf, lr, momentum, dampening, nesterov, weight_decay, 
          1.0 - dampening, bool(nesterov), weight_decay, bool(first))
     return None
 
+
+# ---------------------------------------------------------------------- optimiser: Adam / AdamW
+
+cdef struct AdamCoeffs:
+    # The step's scalars in float64; each chunk rounds them once to its dtype.
+    double beta1, keep1, beta2, keep2, step_size, bc2_sqrt, eps, weight_decay, decay_factor
+    bint coupled, decoupled
+
+
+cdef inline floating _root(floating x) noexcept nogil:
+    if floating is float:
+        return sqrtf(x)
+    else:
+        return sqrt(x)
+
+
+cdef void _adam_chunk(floating* param, const floating* grad, floating* m, floating* v,
+                      floating* vmax, Py_ssize_t n, AdamCoeffs c) noexcept nogil:
+    # vmax is NULL without amsgrad. The same operations, in the same dtype, as
+    # ops_numpy.adam_step.
+    cdef floating beta1 = <floating>c.beta1, keep1 = <floating>c.keep1
+    cdef floating beta2 = <floating>c.beta2, keep2 = <floating>c.keep2
+    cdef floating step_size = <floating>c.step_size, bc2_sqrt = <floating>c.bc2_sqrt
+    cdef floating eps = <floating>c.eps, wd = <floating>c.weight_decay
+    cdef floating decay = <floating>c.decay_factor
+    cdef floating g, mi, vi
+    cdef Py_ssize_t i
+    for i in range(n):
+        if c.decoupled:
+            param[i] = param[i] * decay
+        g = grad[i] + wd * param[i] if c.coupled else grad[i]
+        mi = beta1 * m[i] + keep1 * g
+        vi = beta2 * v[i] + keep2 * (g * g)
+        m[i] = mi
+        v[i] = vi
+        if vmax != NULL:
+            if vmax[i] > vi:
+                vi = vmax[i]
+            vmax[i] = vi
+        param[i] = param[i] - step_size * mi / (_root(vi) / bc2_sqrt + eps)
+
+
+def _adam(floating[::1] param, const floating[::1] grad, floating[::1] m, floating[::1] v,
+          floating[::1] vmax, bint amsgrad, double lr, double beta1, double beta2, double eps,
+          double weight_decay, double step, bint decoupled):
+    cdef AdamCoeffs c
+    c.beta1, c.keep1 = beta1, 1.0 - beta1
+    c.beta2, c.keep2 = beta2, 1.0 - beta2
+    c.step_size = lr / (1.0 - beta1 ** step)
+    c.bc2_sqrt = sqrt(1.0 - beta2 ** step)
+    c.eps, c.weight_decay, c.decay_factor = eps, weight_decay, 1.0 - lr * weight_decay
+    c.coupled = not decoupled and weight_decay != 0
+    c.decoupled = decoupled and weight_decay != 0
+    cdef Py_ssize_t n = param.shape[0], ch, start
+    for ch in prange(_chunks(n), nogil=True, schedule="static", use_threads_if=_parallel(n)):
+        start = ch * CHUNK
+        _adam_chunk(&param[start], &grad[start], &m[start], &v[start],
+                    &vmax[start] if amsgrad else NULL, _chunk_length(n, start), c)
+
+
+def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, beta1, beta2, eps,
+              weight_decay, amsgrad, decoupled):
+    if param.size == 0:
+        return None
+    _adam(_flat(param), _flat(grad), _flat(exp_avg), _flat(exp_avg_sq),
+          _flat(max_exp_avg_sq if amsgrad else param), bool(amsgrad), lr, beta1, beta2, eps,
+          weight_decay, float(step), bool(decoupled))
+    return None
 
 # ------------------------------------------------------------------------- k-means (Lloyd)
 # scikit-learn's way (_k_means_lloyd.pyx): for blocks of KM_BLOCK rows one GEMM gives X_b Cᵀ,

@@ -2,6 +2,8 @@
 match it; see ``gradkit.backends`` for the contract each function follows."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from gradkit._validation import bce_pred_message
@@ -188,6 +190,24 @@ def sgd_step(param, grad, buf, lr, momentum, dampening, nesterov, weight_decay, 
             buf += param.dtype.type(1 - dampening) * g
         g = g + param.dtype.type(momentum) * buf if nesterov else buf
     param -= param.dtype.type(lr) * g
+
+
+def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, beta1, beta2, eps,
+              weight_decay, amsgrad, decoupled):
+    t = param.dtype.type
+    if decoupled and weight_decay != 0:
+        param *= t(1 - lr * weight_decay)
+    g = grad + t(weight_decay) * param if not decoupled and weight_decay != 0 else grad
+    exp_avg *= t(beta1)
+    exp_avg += t(1 - beta1) * g
+    exp_avg_sq *= t(beta2)
+    exp_avg_sq += t(1 - beta2) * (g * g)
+    v = exp_avg_sq
+    if amsgrad:
+        np.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
+        v = max_exp_avg_sq
+    denom = np.sqrt(v) / t(math.sqrt(1 - beta2 ** step)) + t(eps)
+    param -= t(lr / (1 - beta1 ** step)) * exp_avg / denom
 
 
 # ---- k-means

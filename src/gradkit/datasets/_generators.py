@@ -56,13 +56,14 @@ def watermelon_features(X) -> np.ndarray:
 
 
 def make_blobs(n: int = 300, k: int = 3, dims: int = 2, *, seed: int | None = None,
-               spread: float = 1.0, box: float = 10.0,
-               dtype=np.float32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               spread: float = 1.0, box: float = 10.0, dtype=np.float32,
+               return_centers: bool = False) -> tuple[np.ndarray, ...]:
     """n points around k random centres in ``dims`` dimensions (for k-means).
 
     Centres are uniform in [-box, box]^dims; each point is its centre plus ``spread * N(0, I)``;
-    points are split as evenly as possible between the centres. Returns X (n, dims), the true
-    labels y int64 (n,) and the centres (k, dims).
+    points are split as evenly as possible between the centres. Returns ``(X, y)`` as
+    scikit-learn does: X (n, dims) and the true labels y int64 (n,); with
+    ``return_centers=True``, ``(X, y, centers)`` with the centres (k, dims).
     """
     n = positive_int(n, "n")
     k = positive_int(k, "k")
@@ -72,8 +73,12 @@ def make_blobs(n: int = 300, k: int = 3, dims: int = 2, *, seed: int | None = No
     spread = real_number(spread, "spread", low=0.0)
     box = real_number(box, "box", low=0.0, low_open=True)
     dtype = _float_dtype(dtype)
+    if not isinstance(return_centers, (bool, np.bool_)):
+        raise TypeError(f"return_centers must be a bool, got {type(return_centers).__name__}")
     rng = _seed(seed)
     centers = rng.uniform(-box, box, size=(k, dims))
     y = rng.permutation(np.arange(n) % k).astype(np.int64)
     X = centers[y] + spread * rng.standard_normal((n, dims))
-    return X.astype(dtype), y, centers.astype(dtype)
+    if return_centers:
+        return X.astype(dtype), y, centers.astype(dtype)
+    return X.astype(dtype), y

@@ -7,7 +7,9 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 #include "kernels/gemm_kernels.hpp"
-#include "kernels/mlp_first.hpp"
+#include "kernels/mlp/sparse_avx512.hpp"
+#include "kernels/sgd.hpp"
+#include "kernels/simd/avx512.hpp"
 
 namespace gk {
 namespace avx512 {
@@ -32,7 +34,7 @@ template <> struct V<float> {
   static R mul(R a, R b) { return _mm512_mul_ps(a, b); }
   static R add(R a, R b) { return _mm512_add_ps(a, b); }
   static M nonzero(R x) { return _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_NEQ_UQ); }
-  static R relu(R x) { return _mm512_max_ps(x, _mm512_setzero_ps()); }
+  static R relu(R x) { return _mm512_max_ps(_mm512_setzero_ps(), x); }  // NaN stays NaN
   static R leaky(R x, float s) {
     const M neg = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LE_OQ);
     return _mm512_mask_mul_ps(x, neg, x, _mm512_set1_ps(s));
@@ -55,7 +57,7 @@ template <> struct V<double> {
   static R mul(R a, R b) { return _mm512_mul_pd(a, b); }
   static R add(R a, R b) { return _mm512_add_pd(a, b); }
   static M nonzero(R x) { return _mm512_cmp_pd_mask(x, _mm512_setzero_pd(), _CMP_NEQ_UQ); }
-  static R relu(R x) { return _mm512_max_pd(x, _mm512_setzero_pd()); }
+  static R relu(R x) { return _mm512_max_pd(_mm512_setzero_pd(), x); }  // NaN stays NaN
   static R leaky(R x, double s) {
     const M neg = _mm512_cmp_pd_mask(x, _mm512_setzero_pd(), _CMP_LE_OQ);
     return _mm512_mask_mul_pd(x, neg, x, _mm512_set1_pd(s));
@@ -339,32 +341,17 @@ inline int64_t forward_dense_rows(T* z, const T* X, const int64_t* rows, int64_t
   return i;
 }
 
-// The SGD constants of one call, rounded to T and broadcast once (not per vector).
 template <typename T>
-struct SgdVec {
-  typename V<T>::R lr, momentum, keep, decay;  // keep = 1 - dampening
-  bool use_decay, use_momentum, damped, nesterov, first;
-  explicit SgdVec(const SgdParams& s)
-      : lr(V<T>::bcast(T(s.lr))), momentum(V<T>::bcast(T(s.momentum))),
-        keep(V<T>::bcast(T(1.0 - s.dampening))), decay(V<T>::bcast(T(s.weight_decay))),
-        use_decay(s.weight_decay != 0.0), use_momentum(s.momentum != 0.0),
-        damped(s.dampening != 0.0), nesterov(s.nesterov), first(s.first) {}
-};
+using SgdVec = SgdRule<simd::avx512::Vec<T>>;
 
-// The SGD step (PyTorch semantics, as sgd_update in mlp.cpp) on one vector of parameters.
-// Without dampening the gradient is not multiplied by 1 - dampening = 1 (the same bits).
+// The SGD rule of sgd.hpp on one vector of parameters (lanes of m only).
 template <typename T>
 inline void sgd_vec(T* p, T* b, typename V<T>::R g, typename V<T>::M m, const SgdVec<T>& s) {
   using X = V<T>;
-  typename X::R w = X::load(p, m);
-  if (s.use_decay) g = X::fma(s.decay, w, g);
-  if (s.use_momentum) {
-    const auto bv =
-        s.first ? g : X::fma(s.momentum, X::load(b, m), s.damped ? X::mul(s.keep, g) : g);
-    X::store(b, bv, m);
-    g = s.nesterov ? X::fma(s.momentum, bv, g) : bv;
-  }
-  X::store(p, X::fnma(s.lr, g, w), m);
+  typename X::R buf = s.use_momentum && !s.first ? X::load(b, m) : X::zero();
+  const typename X::R w = s.step(X::load(p, m), g, &buf);
+  if (s.use_momentum) X::store(b, buf, m);
+  X::store(p, w, m);
 }
 
 // Gradient rows k .. k + KR - 1 of Wᵀ for columns [j, j + NVEC * W), then their SGD step.

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "kernels/gemm.hpp"
+#include "kernels/sgd.hpp"
 
 namespace gk {
 
@@ -36,20 +37,16 @@ struct MlpLayer {
   Act act;         // activation applied to this layer's output
 };
 
-struct SgdParams {
-  double lr = 0.01;
-  double momentum = 0.0;
-  double dampening = 0.0;
-  double weight_decay = 0.0;
-  bool nesterov = false;
-  bool first = true;  // the momentum buffers start as the first gradient (PyTorch semantics)
-};
-
 struct MlpLossParams {
   MlpLoss kind = MlpLoss::cross_entropy;
   bool mean = true;   // reduction "mean" (else "sum")
   bool half = false;  // MSE only: the 1/(2m) form
 };
+
+// How the first layer treats exact zeros of the input (see mlp/first_layer.hpp):
+// dense never looks for them; sparse skips them (on CPUs with the zero-skipping kernels, else
+// dense); automatic decides from the cost model in first_layer.cpp. Same bits in every mode.
+enum class SparseInput : int { dense = 0, sparse = 1, automatic = 2 };
 
 // Runs mini-batches first_step .. first_step + n_steps - 1 (counted across the epochs in perm);
 // n_rows = N, the rows of X (one epoch).
@@ -61,12 +58,16 @@ int64_t mlp_epoch(double* step_loss, std::vector<MlpLayer<T>>& layers, T slope,
                   const MlpLossParams& loss, const SgdParams& sgd, const T* X,
                   const int64_t* labels, const T* targets, const int64_t* perm,
                   int64_t perm_stride, int64_t n_rows, int64_t batch, int64_t first_step,
-                  int64_t n_steps);
+                  int64_t n_steps, SparseInput sparse_input = SparseInput::automatic);
 
-// The fused epoch skips exact zeros of the input in the first layer when a batch has at least
-// this fraction of them (default 0.4); 0 always skips, anything above 1 never does. The result
-// is bitwise the same either way; this knob exists for tests and measurements.
-void set_mlp_sparse_threshold(double min_zero_fraction);
-double mlp_sparse_threshold();
+// Which first layer the last mlp_epoch call of this thread ran: 0 dense, 1 sparse (for tests).
+int mlp_last_first_layer();
+
+namespace mlp {
+// Test hook: within the sparse first layer, a batch skips its zeros when at least this fraction
+// of its values are zero (default 0: always; above 1: never). The bits are the same either way.
+void set_sparse_skip_threshold(double min_zero_fraction);
+double sparse_skip_threshold();
+}  // namespace mlp
 
 }  // namespace gk
