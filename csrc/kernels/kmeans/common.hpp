@@ -19,7 +19,7 @@
 namespace gk {
 namespace kmeans_detail {
 
-// L2 bytes per core as the CPU reports it (a fixed fallback where it does not). update.cpp.
+// L2 bytes per core as the CPU reports it (gk::cpu_info). update.cpp.
 int64_t l2_cache_bytes();
 
 // ---- ISA dispatch: one tile per ISA, chosen at run time -----------------------------------

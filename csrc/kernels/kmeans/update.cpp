@@ -1,8 +1,6 @@
 // What every k-means driver shares after its pass over X: the chunk partials reduced in
 // order, empty clusters relocated, the new centres; and the whole-data helpers (inertia from
 // the differences, the variance that scales tol), plus the L2 size the blocks are cut to.
-#include <unistd.h>
-
 #include <algorithm>
 #include <vector>
 
@@ -12,20 +10,10 @@
 namespace gk {
 namespace kmeans_detail {
 
-// Where the OS does not report the L2 size: the smallest per-core L2 of current x86 cores.
-constexpr int64_t kFallbackL2Bytes = 256 * 1024;
+int64_t l2_cache_bytes() { return cpu_info().l2_bytes; }
 
-int64_t l2_cache_bytes() {
-  static const int64_t bytes = [] {
-#if defined(_SC_LEVEL2_CACHE_SIZE)
-    const long v = sysconf(_SC_LEVEL2_CACHE_SIZE);
-    if (v > 0) return static_cast<int64_t>(v);
-#endif
-    return kFallbackL2Bytes;
-  }();
-  return bytes;
-}
-
+// Empty clusters take the points farthest from their centres (scikit-learn's rule): the
+// farthest first, ties to the lower index. Labels are left as they are, as scikit-learn does.
 template <typename T>
 int64_t relocate_empty(std::vector<double>& sums, std::vector<double>& weight,
                        const int32_t* labels, const T* X, const T* w, const T* centers,

@@ -125,6 +125,11 @@ _TABLE = [
         "kmeans_lloyd(X, sample_weight, centers_init, max_iter, tol, n_threads) -> (centers, "
         "labels, inertia, n_iter): scikit-learn's loop (strict convergence when no label "
         "changes, else stop when center_shift <= tol; final assignment unless strict)."),
+    _op("kmeans_fit", "kmeans",
+        "kmeans_fit(X, sample_weight, centers_init, max_iter, tol, algorithm, n_threads) -> "
+        "(centers, labels, inertia, n_iter, n_distances): kmeans_lloyd with algorithm 'lloyd', "
+        "'hamerly' or 'elkan', all with Lloyd's results; n_distances = row-centre distances "
+        "computed.", backends=("cpp",)),
     _op("kmeans_plusplus", "kmeans",
         "kmeans_plusplus(X, sample_weight, n_clusters, n_local_trials, uniforms, n_threads) -> "
         "indices int64: greedy k-means++ driven by uniforms in [0, 1) of length "
