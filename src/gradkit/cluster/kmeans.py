@@ -43,6 +43,7 @@ from sklearn.utils.validation import (
 )
 
 from gradkit import _config
+from gradkit.cluster import dask as _dask  # dask input goes there; imports dask only then
 
 _DTYPES = [np.float64, np.float32]
 
@@ -260,6 +261,8 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
 
     def fit(self, X, y=None, sample_weight=None):
         """Cluster X (n_samples, n_features); sample_weight (n_samples,) >= 0 or None."""
+        if _dask.is_dask_array(X):
+            return _dask.fit(self, X, sample_weight)
         # The common case (plain parameters, a finite C-contiguous float array) skips sklearn's
         # parameter and data validation, which would cost more than fitting 1,000 points;
         # the checks made here accept exactly what those would, and nothing is converted.
@@ -349,6 +352,8 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
 
     def predict(self, X, sample_weight=None):
         """Index of the nearest centre for each row of X (int32)."""
+        if _dask.is_dask_array(X):
+            return _dask.predict(self, X)
         X = self._check_test_data(X)
         labels, _ = _ops().kmeans_assign(X, None, self._centers_for(X),
                                                 _threads(self.n_threads))
@@ -359,6 +364,8 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
 
     def transform(self, X):
         """Euclidean distances (n_samples, n_clusters) from each row to each centre."""
+        if _dask.is_dask_array(X):
+            return _dask.transform(self, X)
         X = self._check_test_data(X)
         return self._transform(X)
 
@@ -370,6 +377,8 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
 
     def fit_transform(self, X, y=None, sample_weight=None):
         self.fit(X, sample_weight=sample_weight)
+        if _dask.is_dask_array(X):
+            return _dask.transform(self, X)
         return self._transform(self._check_test_data(X))
 
     def score(self, X, y=None, sample_weight=None):
