@@ -1,5 +1,8 @@
-"""k-means benchmarks: one Lloyd iteration (gradkit vs scikit-learn vs faiss, 1 and 2 threads),
-k-means++ seeding, a whole tiny fit, and the peak extra memory of a 10M x 16 fit.
+"""k-means benchmarks: one Lloyd iteration (gradkit vs scikit-learn, scikit-learn-intelex and
+faiss, 1 and 2 threads), whole fits to convergence (algorithm="auto" against the peers' fits from
+the same initial centres), k-means++ seeding, a whole tiny fit, and the peak extra memory of a
+10M x 16 fit. Thread limits (threadpoolctl, daal4py.daalinit, faiss.omp_set_num_threads) are set
+once outside the timed call.
 
 Every timed call is checked against a peer. Peers use the OpenBLAS they were installed with;
 run the file a second time with OPENBLAS_CORETYPE=SkylakeX (and OPENBLAS_L2_SIZE unset) to see
@@ -10,6 +13,7 @@ them with the right kernels: the variant is recorded in extra_info["impl"].
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -54,7 +58,7 @@ def _dataset(size):
 
 
 SIZES = [("100k x 50", 100), ("60k x 784", 10), ("60k x 784", 256)]
-IMPLS = ["gradkit", "sklearn", "faiss"]
+IMPLS = ["gradkit", "sklearn", "sklearnex", "faiss"]
 
 
 def _init(X, k):
@@ -62,12 +66,14 @@ def _init(X, k):
 
 
 def _one_iteration(impl, X, centers, threads):
-    """A callable doing one Lloyd iteration from `centers`, and a check of its result."""
+    """A callable doing one Lloyd iteration from `centers`, a check of its result, and the
+    context (thread limits) to enter once around the timed calls."""
     n, d = X.shape
     k = centers.shape[0]
     ref_labels = np.full(n, -1, np.int32)
     ref_centers, _, _, ref_inertia = backends.load("cpp").kmeans_lloyd_step(
         X, None, centers, ref_labels, threads)
+    context = contextlib.nullcontext()
     if impl == "gradkit":
         ops = backends.load("cpp")
         labels = np.full(n, -1, np.int32)
@@ -89,14 +95,28 @@ def _one_iteration(impl, X, centers, threads):
         labels = np.full(n, -1, np.int32)
         shift = np.zeros(k, dtype=X.dtype)
 
+        context = threadpool_limits(limits=1, user_api="blas")  # as KMeans.fit does
+
         def run():
-            with threadpool_limits(limits=1, user_api="blas"):  # as KMeans.fit does
-                lloyd_iter_chunked_dense(X, w, centers, new, weight, labels, shift, threads)
+            lloyd_iter_chunked_dense(X, w, centers, new, weight, labels, shift, threads)
             return new
 
         def check(out):
             assert np.mean(labels == ref_labels) > 0.999  # near-ties may round either way
             np.testing.assert_allclose(out, ref_centers, rtol=1e-3, atol=1e-3)
+    elif impl == "sklearnex":
+        # oneDAL's Lloyd through its scikit-learn front end: max_iter=1 is one iteration plus
+        # the estimator's validation (a few % at these sizes).
+        daal4py = pytest.importorskip("daal4py")
+        from sklearnex.cluster import KMeans as ExKMeans
+        daal4py.daalinit(threads)
+
+        def run():
+            return ExKMeans(k, init=centers, n_init=1, max_iter=1, tol=0.0,
+                            algorithm="lloyd").fit(X)
+
+        def check(km):
+            np.testing.assert_allclose(km.cluster_centers_, ref_centers, rtol=1e-3, atol=1e-3)
     else:
         faiss = pytest.importorskip("faiss")
         faiss.omp_set_num_threads(threads)
@@ -111,7 +131,7 @@ def _one_iteration(impl, X, centers, threads):
             # faiss's objective of iteration 0 is the inertia of the assignment to `centers`.
             np.testing.assert_allclose(km.obj[0], ref_inertia, rtol=1e-3)
             np.testing.assert_allclose(km.centroids, ref_centers, rtol=1e-3, atol=1e-3)
-    return run, check
+    return run, check, context
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -120,15 +140,102 @@ def _one_iteration(impl, X, centers, threads):
 def test_lloyd_iteration(benchmark, size, k, impl, threads):
     X, source = _dataset(size)
     centers = _init(X, k)
-    run, check = _one_iteration(impl, X, centers, threads)
+    run, check, context = _one_iteration(impl, X, centers, threads)
     gk.set_num_threads(threads)
     # pytest-benchmark files the result under the group set before the timed call.
     benchmark.group = f"kmeans lloyd iteration {size} k={k} float32 ({source}), {threads} thread(s)"
     benchmark.extra_info["impl"] = impl if impl == "gradkit" else impl + PEER_SUFFIX
     benchmark.extra_info["threads"] = threads
-    run()  # labels settle on the first call; also when --benchmark-disable runs each test once
-    out = benchmark.pedantic(run, rounds=7, iterations=1, warmup_rounds=1)
+    with context:
+        run()  # labels settle on the first call; also when --benchmark-disable runs it once
+        out = benchmark.pedantic(run, rounds=7, iterations=1, warmup_rounds=1)
     check(out)
+
+
+# ---- whole fits to convergence -----------------------------------------------------------------
+
+FITS = [("fashion-mnist", 256), ("1M x 32 blobs", 100)]
+
+
+def _fit_data(name):
+    if name not in _DATA:
+        if name == "1M x 32 blobs":
+            X, _ = make_blobs(n_samples=1_000_000, n_features=32, centers=100, cluster_std=1.0,
+                              random_state=0)
+            _DATA[name] = (np.ascontiguousarray(X, dtype=np.float32), "blobs")
+        else:
+            _DATA[name] = _fashion_or_random()
+    return _DATA[name][0]
+
+
+def _whole_fit(impl, X, init, threads, ref):
+    """A callable fitting to tol=1e-4 from `init` (n_init=1), its thread context, a check."""
+    k = init.shape[0]
+    context = contextlib.nullcontext()
+    if impl == "gradkit":
+        def run():
+            return KMeans(k, init=init, n_init=1, tol=1e-4, algorithm="auto",
+                          n_threads=threads).fit(X)
+    elif impl == "sklearn":
+        from threadpoolctl import threadpool_limits
+        context = threadpool_limits(limits=threads)
+
+        def run():
+            return SkKMeans(k, init=init, n_init=1, tol=1e-4, algorithm="lloyd").fit(X)
+    elif impl == "sklearnex":
+        daal4py = pytest.importorskip("daal4py")
+        from sklearnex.cluster import KMeans as ExKMeans
+        daal4py.daalinit(threads)
+
+        def run():
+            return ExKMeans(k, init=init, n_init=1, tol=1e-4, algorithm="lloyd").fit(X)
+    else:  # faiss has no tolerance: it runs as many iterations as our fit needed
+        faiss = pytest.importorskip("faiss")
+        faiss.omp_set_num_threads(threads)
+
+        def run():
+            km = faiss.Kmeans(X.shape[1], k, niter=ref.n_iter_, nredo=1, seed=1,
+                              max_points_per_centroid=X.shape[0], verbose=False)
+            km.train(X, init_centroids=init)
+            return km
+
+    def check(model):
+        if impl == "gradkit":  # the bound-based fit gives our Lloyd's labels exactly
+            np.testing.assert_array_equal(model.labels_, ref.labels_)
+            assert model.n_iter_ == ref.n_iter_
+        elif impl == "faiss":
+            assert np.isfinite(model.obj[-1])
+        else:
+            assert model.inertia_ <= 1.02 * ref.inertia_
+    return run, check, context
+
+
+_LLOYD_REF = {}
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("name, k", FITS, ids=[f"{n}, k={k}" for n, k in FITS])
+def test_whole_fit(benchmark, name, k, impl, threads):
+    X = _fit_data(name)
+    init = _init(X, k)
+    if (name, threads) not in _LLOYD_REF:
+        _LLOYD_REF[name, threads] = KMeans(k, init=init, n_init=1, tol=1e-4, algorithm="lloyd",
+                                           n_threads=threads).fit(X)
+    ref = _LLOYD_REF[name, threads]
+    run, check, context = _whole_fit(impl, X, init, threads, ref)
+    benchmark.group = f"kmeans whole fit {name} k={k} tol=1e-4 float32, {threads} thread(s)"
+    benchmark.extra_info["impl"] = impl if impl == "gradkit" else impl + PEER_SUFFIX
+    benchmark.extra_info["threads"] = threads
+    with context:
+        model = benchmark.pedantic(run, rounds=1, iterations=1)
+    check(model)
+    if impl == "gradkit":
+        algorithm = model.algorithm if model.algorithm != "auto" else "auto"
+        benchmark.extra_info["n_iter"] = model.n_iter_
+        lloyd_distances = (model.n_iter_ + 1) * X.shape[0] * k
+        benchmark.extra_info["distances_skipped"] = 1 - model._n_distances / lloyd_distances
+        benchmark.extra_info["algorithm"] = algorithm
 
 
 @pytest.mark.parametrize("impl", ["gradkit", "sklearn"])
@@ -189,6 +296,11 @@ def test_memory_fit_10M_x_16(benchmark):
     extra, data, n_iter = benchmark.pedantic(run, rounds=1, iterations=1)
     benchmark.extra_info["extra_bytes"] = extra
     benchmark.extra_info["extra_fraction_of_data"] = extra / data
+    # The bound-based algorithms' extra state on top (kernel's KMeansAlgorithm): Hamerly keeps
+    # 3 float64 n-vectors, Elkan n x k float32 lower bounds plus 2 float64 n-vectors.
+    n, k = 10_000_000, 8
+    benchmark.extra_info["hamerly_extra_bytes"] = 3 * 8 * n
+    benchmark.extra_info["elkan_extra_bytes"] = 4 * n * k + 2 * 8 * n
     assert n_iter >= 1
     assert extra < 0.10 * data, f"peak extra memory {extra} B is over 10% of the data ({data} B)"
     assert extra < 0.10 * data, f"fit used {extra / 2**20:.0f} MiB extra for {data / 2**20:.0f} MiB"

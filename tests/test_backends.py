@@ -279,14 +279,8 @@ def _run(fn, op, args):
     return out, tuple(args[i] for i in IN_PLACE.get(op, ()) if args[i] is not None)
 
 
-# Known differences from the specification, as strict xfail markers keyed by (op, backend):
-# none now (the C++ ReLU keeps NaN since issue 13, item 1, landed).
-_KNOWN: dict = {}
-
-
 def _pairs(pairs):
-    return [pytest.param(o, b, marks=[_KNOWN[o, b]] if (o, b) in _KNOWN else [], id=f"{o}-{b}")
-            for o, b in pairs]
+    return [pytest.param(o, b, id=f"{o}-{b}") for o, b in pairs]
 
 
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # inf inputs

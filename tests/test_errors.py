@@ -193,7 +193,8 @@ CASES = {
     "fit lengths": (lambda: fit(GOOD, np.array([0, 1, 0])), ValueError,
                     r"X has 4 rows but y has 3; they must match"),
     "fit X NaN": (lambda: fit(with_nan()), ValueError,
-                  r"X must be finite, but X\[2, 1\] \(row 2, column 1\) is nan.*check_finite=False"),
+                  r"X must be finite, but X\[2, 1\] \(row 2, column 1\) is nan.*"
+                  r"check_finite=False"),
     "fit X inf": (lambda: fit(with_nan(value=-np.inf, where=(3, 0))), ValueError,
                   r"X must be finite, but X\[3, 0\] \(row 3, column 0\) is -inf"),
     "fit y NaN (regression)": (lambda: fit_mse(y=with_nan((4, 2), (1, 1))), ValueError,
@@ -301,7 +302,7 @@ def test_check_finite_false_lets_nan_through_and_divergence_names_the_bad_row():
     X = np.random.default_rng(0).random((50, 3)).astype(np.float32)
     X[23, 2] = np.nan
     y = np.arange(50) % 2
-    for backend in ("numpy", "cpp"):
+    for backend in ("numpy", "cpp", "numba"):
         with gk.use_backend(backend):
             m = model()
             start = [p.value.copy() for p in m.parameters()]
@@ -439,7 +440,8 @@ MLP_GUARDS = {
                   ValueError, r"one entry per layer"),
     "weight dtype": (dict(weights=[np.ones((2, 3))]), TypeError,
                      r"weights\[0\] must be a C-contiguous numpy array"),
-    "weight ndim": (dict(weights=[np.ones(6, np.float32)]), ValueError, r"weights\[0\] must be 2-D"),
+    "weight ndim": (dict(weights=[np.ones(6, np.float32)]), ValueError,
+                    r"weights\[0\] must be 2-D"),
     "layer chain": (dict(weights=[np.ones((2, 3), np.float32), np.ones((1, 5), np.float32)],
                          biases=[None, None], weight_bufs=[None, None], bias_bufs=[None, None],
                          acts=[0, 0], momentum=0.0), ValueError, r"in_features of layer 1"),

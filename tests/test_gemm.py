@@ -314,3 +314,37 @@ def test_functional_rejects_bad_shapes():
         gk.functional.linear_backward(np.ones(3), np.ones((2, 4)), m)
     with pytest.raises(TypeError, match="^x must be a numpy array"):
         gk.functional.linear("not an array", m)
+
+
+def _sysfs_cache(level, kind):
+    from pathlib import Path
+    for d in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+        try:
+            if int((d / "level").read_text()) == level and (d / "type").read_text().strip() in kind:
+                size = (d / "size").read_text().strip()
+                return int(size[:-1]) * (1024 if size.endswith("K") else 1 << 20)
+        except (OSError, ValueError):
+            return None
+    return None
+
+
+def test_cpu_info_reads_the_caches_of_this_machine():
+    """The blocking of the GEMM comes from these sizes: they must be the machine's, not assumed."""
+    from gradkit import _core
+    info = _core.cpu_info()
+    assert 0 < info["l1d_bytes"] <= info["l2_bytes"]
+    assert info["l3_bytes"] == 0 or info["l2_bytes"] <= info["l3_bytes"]
+    assert info["vector_bits"] == {"avx512": 512, "avx2": 256, "portable": 128}[_core.active_isa()]
+    l1, l2 = _sysfs_cache(1, ("Data",)), _sysfs_cache(2, ("Unified", "Data"))
+    if l1 is None or l2 is None:
+        pytest.skip("no cache description in sysfs to compare with")
+    assert info["cache_source"] in ("cpuid", "sysfs")
+    assert (info["l1d_bytes"], info["l2_bytes"]) == (l1, l2)
+
+
+def test_show_config_prints_the_caches(capsys):
+    gk.show_config()
+    out = capsys.readouterr().out
+    info = gk.config()
+    for key in ("l1d_cache", "l2_cache", "l3_cache", "vector_bits"):
+        assert key in info and key in out

@@ -16,7 +16,7 @@ from sklearn.cluster import KMeans as SkKMeans  # noqa: E402
 from sklearn.cluster import kmeans_plusplus as sk_kmeans_plusplus  # noqa: E402
 from sklearn.datasets import make_blobs  # noqa: E402
 
-KMEANS_BACKENDS = ["cpp", "numba", "numpy"]
+KMEANS_BACKENDS = ["cpp", "numba", "cython", "numpy"]
 
 
 def _ops(name):
@@ -249,14 +249,13 @@ def test_n_threads_and_backends_agree():
     b = KMeans(10, init=init, n_threads=2).fit(X)
     assert a.cluster_centers_.tobytes() == b.cluster_centers_.tobytes()
     assert a.inertia_ == b.inertia_ and a.n_iter_ == b.n_iter_
-    with gk.use_backend("cython"):
-        if not backends._spec.implements("cython", "kmeans_lloyd"):
-            # never a silent switch to another backend
-            with pytest.raises(NotImplementedError, match="backend 'cython' has no op 'kmeans"):
-                KMeans(10, init=init).fit(X)
-            return
-        c = KMeans(10, init=init).fit(X)
-    np.testing.assert_array_equal(c.labels_, a.labels_)
+    with gk.use_backend("cython"):  # its own Lloyd step (BLAS GEMM + argmin), never C++
+        c = KMeans(10, init=init, n_threads=1).fit(X)
+        c2 = KMeans(10, init=init, n_threads=2).fit(X)
+        with pytest.raises(ValueError, match="'cython'.*hamerly"):
+            KMeans(10, init=init, algorithm="hamerly").fit(X)
+    np.testing.assert_array_equal(c.labels_, a.labels_)  # well-separated blobs: no near-ties
+    assert c.cluster_centers_.tobytes() == c2.cluster_centers_.tobytes()
 
 
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402

@@ -2,6 +2,8 @@
 the fused whole-epoch path against the layer-by-layer path and PyTorch, and accuracy on real data."""
 from __future__ import annotations
 
+import contextlib
+
 import os
 
 import numpy as np
@@ -110,29 +112,94 @@ def test_fused_momentum_buffers_carry_over_to_layer_path():
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
 
-def assert_same_bits_on_1_and_2_threads(backend, X, y, sizes, batch_size):
-    """Two fused fits of the same ReLU MLP, on 1 and on 2 threads, end with identical bits."""
+@contextlib.contextmanager
+def kernels_parallel_from_tiny_sizes():
+    """Lowers every threading threshold of the compiled kernels (a test-only hook), so that the
+    small problems of these tests really run on several threads."""
+    from gradkit import _core
+    _core._set_thread_grain_scale(1e-9)
+    try:
+        yield
+    finally:
+        _core._set_thread_grain_scale(1.0)
+
+
+def assert_same_bits_for_thread_counts(backend, X, y, sizes, batch_size, counts=(1, 2, 3, 4),
+                                       sparse_input="auto"):
+    """Fused fits of the same ReLU MLP on each thread count end with identical bits. For the cpp
+    backend the thresholds are lowered and the team size that really ran is asserted."""
+    from gradkit import _core
     before = gk.get_num_threads()
     out = []
     try:
-        for n in (1, 2):
-            gk.set_num_threads(n)
-            with gk.use_backend(backend):
-                model = mlp(sizes, [nn.ReLU], X.dtype)
-                opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-                gk.fit(model, losses.CrossEntropyLoss(), opt, X, y, epochs=2,
-                       batch_size=batch_size, seed=1, progress=False, fused=True)
-            out.append(params_of(model))
+        with kernels_parallel_from_tiny_sizes():
+            for n in counts:
+                gk.set_num_threads(n)
+                _core._reset_max_team()
+                with gk.use_backend(backend):
+                    model = mlp(sizes, [nn.ReLU], X.dtype)
+                    opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+                    extra = {"sparse_input": sparse_input} if backend == "cpp" else {}
+                    gk.fit(model, losses.CrossEntropyLoss(), opt, X, y, epochs=2,
+                           batch_size=batch_size, seed=1, progress=False, fused=True, **extra)
+                if backend == "cpp":
+                    assert _core._max_team_since_reset() == n, f"{n} threads were asked for"
+                out.append(params_of(model))
     finally:
         gk.set_num_threads(before)
-    for a, b in zip(*out):
-        np.testing.assert_array_equal(a, b)
+    for other in out[1:]:
+        for a, b in zip(out[0], other):
+            np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("fused_backend", FUSED_BACKENDS)
-def test_fused_is_bitwise_identical_for_1_and_2_threads(fused_backend, dtype):
+def test_fused_is_bitwise_identical_for_1_to_4_threads(fused_backend, dtype):
     X, y = blobs(300, d=64, dtype=dtype)
-    assert_same_bits_on_1_and_2_threads(fused_backend, X, y, [64, 128, 3], 64)
+    counts = (1, 2, 3, 4) if fused_backend == "cpp" else (1, 2)
+    assert_same_bits_for_thread_counts(fused_backend, X, y, [64, 128, 3], 64, counts)
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "mse"])
+def test_fused_bits_do_not_depend_on_threads_with_partial_batches_and_narrow_layers(loss, dtype):
+    """203 rows in batches of 32 (a partial last batch), 3 layers with widths that leave vector
+    tails, on 1-4 threads with every kernel split: the same bits."""
+    X, y = blobs(203, d=37, dtype=dtype)
+    from gradkit import _core
+    before = gk.get_num_threads()
+    out = []
+    try:
+        with kernels_parallel_from_tiny_sizes():
+            for n in (1, 2, 3, 4):
+                gk.set_num_threads(n)
+                _core._reset_max_team()
+                model = mlp([37, 45, 19, 3], [nn.Tanh, nn.ReLU], dtype)
+                opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True)
+                loss_fn = losses.CrossEntropyLoss() if loss == "cross_entropy" else losses.MSELoss()
+                target = y if loss == "cross_entropy" else np.eye(3, dtype=dtype)[y]
+                with gk.use_backend("cpp"):
+                    gk.fit(model, loss_fn, opt, X, target, epochs=2, batch_size=32, seed=3,
+                           progress=False, fused=True)
+                assert _core._max_team_since_reset() == n
+                out.append(params_of(model))
+    finally:
+        gk.set_num_threads(before)
+    for other in out[1:]:
+        for a, b in zip(out[0], other):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_sparse_input_is_validated_and_auto_keeps_dense_batches_dense():
+    from gradkit import _core
+    X, y = blobs(64, d=20)
+    model = mlp([20, 8, 3], [nn.ReLU])
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="sparse_input must be 'auto', True or False"):
+        gk.fit(model, losses.CrossEntropyLoss(), opt, X, y, progress=False, sparse_input="yes")
+    with gk.use_backend("numpy"), pytest.raises(ValueError, match="sparse_input=True needs"):
+        gk.fit(model, losses.CrossEntropyLoss(), opt, X, y, progress=False, sparse_input=True)
+    with gk.use_backend("cpp"):
+        gk.fit(model, losses.CrossEntropyLoss(), opt, X, y, progress=False, batch_size=512)
+    assert _core._mlp_last_first_layer() == 0  # no zeros at all: the dense layer, no row sort
 
 
 def test_unsupported_models_fall_back_and_fused_true_explains():
@@ -306,9 +373,9 @@ def test_progress_bar_in_a_terminal_runs_in_chunks(monkeypatch):
     monkeypatch.setattr(train, "PROGRESS_CHUNK", 7)
     real = train._fused_chunk
 
-    def spy(*args):
-        calls.append(len(args[-1]))
-        return real(*args)
+    def spy(*args, **kwargs):
+        calls.append(len(args[8]))  # step_loss
+        return real(*args, **kwargs)
 
     monkeypatch.setattr(train, "_fused_chunk", spy)
     with gk.use_backend("cpp"):
@@ -559,12 +626,14 @@ def _first_layer_model(case, dtype):
                          nn.Linear(h, 3, dtype=dtype, seed=1))
 
 
-def _fit_first_layer(case, dtype, X, y, *, backend="cpp", fused=True, batch=13, epochs=2):
+def _fit_first_layer(case, dtype, X, y, *, backend="cpp", fused=True, batch=13, epochs=2,
+                     sparse_input="auto"):
     with gk.use_backend(backend):
         model = _first_layer_model(case, dtype)
         opt = optim.SGD(model.parameters(), **{"lr": 0.05, **FIRST_LAYER_CASES[case][4]})
         hist = gk.fit(model, losses.CrossEntropyLoss(), opt, X, y, epochs=epochs,
-                      batch_size=batch, seed=2, progress=False, fused=fused)
+                      batch_size=batch, seed=2, progress=False, fused=fused,
+                      sparse_input=sparse_input)
     assert hist.fused is fused
     buffers = [b.copy() for b in opt.buffers if b is not None]  # the first layer's momentum too
     return params_of(model) + buffers, hist.loss
@@ -572,11 +641,12 @@ def _fit_first_layer(case, dtype, X, y, *, backend="cpp", fused=True, batch=13, 
 
 @pytest.fixture
 def sparse_threshold():
-    """Sets the zero fraction from which the fused first layer skips zeros; restores it."""
+    """Sets the zero fraction from which the sparse first layer skips zeros (a test-only hook of
+    the compiled module; the public choice is fit(sparse_input=...)); restores it."""
     from gradkit import _core
-    before = _core.mlp_sparse_threshold()
-    yield _core.set_mlp_sparse_threshold
-    _core.set_mlp_sparse_threshold(before)
+    before = _core._mlp_sparse_skip_threshold()
+    yield _core._set_mlp_sparse_skip_threshold
+    _core._set_mlp_sparse_skip_threshold(before)
 
 
 @pytest.mark.parametrize("zero_fraction", [0.0, 0.6])
@@ -586,9 +656,9 @@ def test_first_layer_sparse_and_dense_modes_give_the_same_bits(case, zero_fracti
     X, y = _sparse_blobs(120, FIRST_LAYER_CASES[case][0], zero_fraction=zero_fraction,
                          dtype=dtype)
     runs = []
-    for threshold in (0.0, 2.0):  # always skip zeros / never skip them
+    for threshold in (0.0, 2.0):  # the sparse layer always skips zeros / never skips them
         sparse_threshold(threshold)
-        runs.append(_fit_first_layer(case, dtype, X, y))
+        runs.append(_fit_first_layer(case, dtype, X, y, sparse_input=True))
     for a, b in zip(runs[0][0], runs[1][0]):
         np.testing.assert_array_equal(a, b)
     assert runs[0][1] == runs[1][1]
@@ -596,12 +666,13 @@ def test_first_layer_sparse_and_dense_modes_give_the_same_bits(case, zero_fracti
 
 @pytest.mark.parametrize("zero_fraction", [0.0, 0.6])
 @pytest.mark.parametrize("case", sorted(FIRST_LAYER_CASES))
-def test_first_layer_fused_equals_layer_by_layer(case, zero_fraction, dtype):
-    """The transposed/sparse first layer against the NumPy reference, on dense and sparse data
-    (the default threshold picks the sparse mode for the second)."""
+@pytest.mark.parametrize("sparse_input", [True, False, "auto"])
+def test_first_layer_fused_equals_layer_by_layer(case, zero_fraction, dtype, sparse_input):
+    """Every first-layer implementation (zero-skipping, dense, the cost model's choice) against
+    the NumPy reference, on dense and sparse data."""
     X, y = _sparse_blobs(120, FIRST_LAYER_CASES[case][0], zero_fraction=zero_fraction,
                          dtype=dtype)
-    got, got_loss = _fit_first_layer(case, dtype, X, y)
+    got, got_loss = _fit_first_layer(case, dtype, X, y, sparse_input=sparse_input)
     want, want_loss = _fit_first_layer(case, dtype, X, y, backend="numpy", fused=False)
     tol = dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-9, atol=1e-11)
     for a, b in zip(got, want):
@@ -620,7 +691,7 @@ def test_first_layer_large_batches(batch, dtype, sparse_threshold):
     runs = []
     for threshold in (0.0, 2.0):
         sparse_threshold(threshold)
-        runs.append(_fit_first_layer("wide-relu", dtype, X, y, batch=batch))
+        runs.append(_fit_first_layer("wide-relu", dtype, X, y, batch=batch, sparse_input=True))
     for a, b in zip(runs[0][0], runs[1][0]):
         np.testing.assert_array_equal(a, b)
     want, want_loss = _fit_first_layer("wide-relu", dtype, X, y, backend="numpy", fused=False,
@@ -662,7 +733,9 @@ def test_first_layer_is_bitwise_identical_for_1_and_2_threads(n, d, hidden, batc
     X, y = _sparse_blobs(n, d, zero_fraction=0.5, dtype=dtype)
     for threshold in (0.0, 2.0):
         sparse_threshold(threshold)
-        assert_same_bits_on_1_and_2_threads("cpp", X, y, [d, hidden, 3], batch)
+        for sparse_input in (True, False):
+            assert_same_bits_for_thread_counts("cpp", X, y, [d, hidden, 3], batch,
+                                               sparse_input=sparse_input)
 
 
 def test_first_layer_divergence_restores_the_callers_weights():

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "bindings/common.hpp"
+#include "kernels/dense.hpp"
 #include "kernels/gemm.hpp"
 
 namespace py = pybind11;
@@ -69,8 +70,7 @@ carray<T> linear(carray<T> x, carray<T> w, std::optional<carray<T>> b,
   T* py_ = y.mutable_data();
   {
     py::gil_scoped_release release;
-    gk::gemm<T>(false, true, batch, out_f, in, px, in, pw, in, py_, out_f, false, pb, act,
-                T(slope));
+    gk::linear_forward<T>(py_, px, pw, pb, batch, in, out_f, act, T(slope));
   }
   return y;
 }
@@ -107,17 +107,7 @@ py::object linear_backward(carray<T> dy, carray<T> x, carray<T> w, carray<T> dw,
   T* pdw = dw.mutable_data();
   {
     py::gil_scoped_release release;
-    gk::gemm<T>(true, false, out_f, in, batch, pdy, out_f, px, in, pdw, in, /*accumulate=*/true);
-    if (pdb) {
-      // Row by row in a fixed order: the same bits for any thread count.
-      std::vector<T> sum(static_cast<size_t>(out_f), T(0));
-      for (int64_t r = 0; r < batch; ++r) {
-        const T* row = pdy + r * out_f;
-        for (int64_t j = 0; j < out_f; ++j) sum[j] += row[j];
-      }
-      for (int64_t j = 0; j < out_f; ++j) pdb[j] += sum[j];
-    }
-    if (pdx) gk::gemm<T>(false, false, batch, in, out_f, pdy, out_f, pw, in, pdx, in);
+    gk::linear_backward<T>(pdx, pdw, pdb, pdy, px, pw, batch, in, out_f);
   }
   if (!need_dx) return py::none();
   return std::move(dx);

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "bindings/common.hpp"
-#include "kernels/mlp.hpp"
+#include "kernels/mlp/epoch.hpp"
 
 namespace py = pybind11;
 using gkpy::carray;
@@ -28,7 +28,7 @@ int64_t run(py::list weights, py::list biases, py::list weight_bufs, py::list bi
             const std::vector<int>& acts, double slope, int loss_kind, bool mean, bool half,
             py::handle X_obj, py::handle labels_obj, py::handle targets_obj, py::handle perm_obj,
             int64_t batch, int64_t first_step, int64_t n_steps, gk::SgdParams sgd,
-            py::handle step_loss_obj) {
+            py::handle step_loss_obj, int sparse_input) {
   const size_t L = weights.size();
   if (L == 0 || biases.size() != L || weight_bufs.size() != L || bias_bufs.size() != L ||
       acts.size() != L)
@@ -126,29 +126,35 @@ int64_t run(py::list weights, py::list biases, py::list weight_bufs, py::list bi
     gkpy::require_dim(tar.size(), X.shape(0) * layers.back().out, "size of targets");
     targets = tar.data();
   }
+  if (sparse_input < 0 || sparse_input > static_cast<int>(gk::SparseInput::automatic))
+    throw py::value_error("sparse_input=" + std::to_string(sparse_input) +
+                          " is not a mode (0 dense, 1 sparse, 2 automatic)");
+  const auto mode = static_cast<gk::SparseInput>(sparse_input);
   const T* x = X.data();
   const int64_t* p = perm.data();
   double* out = step_loss.mutable_data();
   py::gil_scoped_release release;
   return gk::mlp_epoch<T>(out, layers, T(slope), loss, sgd, x, labels, targets, p, perm_stride,
-                          n_rows, batch, first_step, n_steps);
+                          n_rows, batch, first_step, n_steps, mode);
 }
 
 }  // namespace
 
 void bind_mlp(py::module_& m) {
-  m.def(
-      "set_mlp_sparse_threshold", &gk::set_mlp_sparse_threshold, py::arg("min_zero_fraction"),
-      "Fraction of exact zeros from which a batch's first layer skips them (default 0.4; 0: "
-      "always, above 1: never). Same bits either way; for tests and measurements.");
-  m.def("mlp_sparse_threshold", &gk::mlp_sparse_threshold);
+  m.def("_set_mlp_sparse_skip_threshold", &gk::mlp::set_sparse_skip_threshold,
+        py::arg("min_zero_fraction"),
+        "Test hook: in the sparse first layer, a batch skips zeros from this zero fraction "
+        "(default 0: always; above 1: never). Same bits either way.");
+  m.def("_mlp_sparse_skip_threshold", &gk::mlp::sparse_skip_threshold);
+  m.def("_mlp_last_first_layer", &gk::mlp_last_first_layer,
+        "Test hook: 1 if the calling thread's last mlp_epoch skipped zeros, else 0.");
   m.def(
       "mlp_epoch",
       [](py::list weights, py::list biases, py::list weight_bufs, py::list bias_bufs,
          std::vector<int> acts, double slope, int loss, bool mean, bool half, py::object X,
          py::object labels, py::object targets, py::object perm, int64_t batch_size,
          int64_t first_step, int64_t n_steps, double lr, double momentum, double dampening,
-         bool nesterov, double weight_decay, bool first, py::object step_loss) {
+         bool nesterov, double weight_decay, bool first, py::object step_loss, int sparse_input) {
         gk::SgdParams sgd;
         sgd.lr = lr;
         sgd.momentum = momentum;
@@ -161,11 +167,11 @@ void bind_mlp(py::module_& m) {
         if (x.dtype().is(py::dtype::of<float>()))
           return run<float>(weights, biases, weight_bufs, bias_bufs, acts, slope, loss, mean, half,
                             X, labels, targets, perm, batch_size, first_step, n_steps, sgd,
-                            step_loss);
+                            step_loss, sparse_input);
         if (x.dtype().is(py::dtype::of<double>()))
           return run<double>(weights, biases, weight_bufs, bias_bufs, acts, slope, loss, mean,
                              half, X, labels, targets, perm, batch_size, first_step, n_steps, sgd,
-                             step_loss);
+                             step_loss, sparse_input);
         throw py::type_error("X must have dtype float32 or float64");
       },
       py::arg("weights"), py::arg("biases"), py::arg("weight_bufs"), py::arg("bias_bufs"),
@@ -173,8 +179,9 @@ void bind_mlp(py::module_& m) {
       py::arg("X"), py::arg("labels"), py::arg("targets"), py::arg("perm"), py::arg("batch_size"),
       py::arg("first_step"), py::arg("n_steps"), py::arg("lr"), py::arg("momentum"),
       py::arg("dampening"), py::arg("nesterov"), py::arg("weight_decay"), py::arg("first"),
-      py::arg("step_loss"),
+      py::arg("step_loss"), py::arg("sparse_input") = 2,
       "Run n_steps mini-batches of MLP training in place (see csrc/kernels/mlp.hpp); perm holds "
       "one or more epochs' row orders back to back. Returns the steps done (fewer when a loss is "
-      "not finite).");
+      "not finite). sparse_input: 0 dense first layer, 1 zero-skipping (where the CPU has it), "
+      "2 chosen by the cost model.");
 }

@@ -108,16 +108,11 @@ def mlp_epoch(weights: list[_Array[_F]], biases: list[_Array[_F] | None],
               labels: npt.NDArray[np.int64] | None, targets: _Array[_F] | None,
               perm: npt.NDArray[np.int64], batch_size: int, first_step: int, n_steps: int,
               lr: float, momentum: float, dampening: float, nesterov: bool, weight_decay: float,
-              first: bool, step_loss: npt.NDArray[np.float64]) -> int:
+              first: bool, step_loss: npt.NDArray[np.float64], sparse_input: int = 2) -> int:
     """Run n_steps mini-batches of an MLP epoch in place (forward, loss, backward, SGD update)
     over the rows perm[first_step * batch_size:] (perm may hold several epochs back to back);
-    per-step losses go to step_loss. Returns the steps done (fewer when a loss is not finite)."""
-
-def set_mlp_sparse_threshold(min_zero_fraction: float) -> None:
-    """Fraction of exact zeros from which mlp_epoch's first layer skips them (default 0.4; 0:
-    always, above 1: never). The result is bitwise the same; for tests and measurements."""
-
-def mlp_sparse_threshold() -> float: ...
+    per-step losses go to step_loss. Returns the steps done (fewer when a loss is not finite).
+    sparse_input: first layer 0 dense, 1 zero-skipping (where the CPU has it), 2 cost model."""
 
 # ------------------------------------------------------------------------ cluster.cpp
 # sample_weight is None (unit weights) or a C-contiguous array of X's dtype; labels are int32.

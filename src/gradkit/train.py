@@ -208,7 +208,8 @@ def _fused_plan(model, loss_fn, optimizer):
                  getattr(loss_fn, "half", False), [index[id(p)] for p in params]), ""
 
 
-def _fused_chunk(plan, loss_fn, opt, X, y, perm, batch_size, first_step, step_loss):
+def _fused_chunk(plan, loss_fn, opt, X, y, perm, batch_size, first_step, step_loss,
+                 sparse_input="auto"):
     """Run len(step_loss) steps from first_step; returns the number of steps done."""
     params = [p for lin in plan.linears for p in lin.parameters()]
     first = False
@@ -233,10 +234,13 @@ def _fused_chunk(plan, loss_fn, opt, X, y, perm, batch_size, first_step, step_lo
                 bbufs.append(None)
     else:
         wbufs = bbufs = [None] * len(plan.linears)
+    # Only the cpp epoch has a zero-skipping first layer; the others are dense already.
+    extra = {"sparse_input": sparse_input} if _config.get_backend() == "cpp" else {}
     return _config.ops().mlp_epoch(
         weights, biases, wbufs, bbufs, plan.activations, plan.slope, plan.loss,
         loss_fn.reduction, plan.half, X, y, perm, batch_size, first_step, len(step_loss),
-        opt.lr, opt.momentum, opt.dampening, opt.nesterov, opt.weight_decay, first, step_loss)
+        opt.lr, opt.momentum, opt.dampening, opt.nesterov, opt.weight_decay, first, step_loss,
+        **extra)
 
 
 # ---------------------------------------------------------------------------------- fit
@@ -259,24 +263,26 @@ def _diverged(what, epoch, step, steps, start_epoch, cause):
 
 
 def _fused_divergence(plan, loss_fn, opt, X, y, perm, batch_size, params, state, upto,
-                      step_loss):
+                      step_loss, seen):
     """Replay the block one step at a time from its start to find the first step whose loss or
     update is not finite (a NaN weight can go unseen by the loss for many steps). Returns
-    (step index in the block, what went wrong); the caller restores the block's start."""
+    (step index in the block, what went wrong), or (upto - 1, seen) if the replay finds nothing
+    earlier; the caller restores the block's start."""
     _train_checks.restore(params, opt, state)
     for j in range(upto):
         if _fused_chunk(plan, loss_fn, opt, X, y, perm, batch_size, j, step_loss[j:j + 1]) < 1:
             return j, f"the loss became {step_loss[j]}"
         if not _train_checks.params_finite(params):
-            return j, "the update made the parameters non-finite"
-    return upto - 1, "the update made the parameters non-finite"
+            return j, "the parameters became non-finite in the update"
+    return upto - 1, seen
 
 
 def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 32,
         shuffle: bool = True, seed=None, validation_data=None, progress: bool = True,
         patience: int | None = None, scheduler=None, fused: bool | None = None,
         check_finite: bool = True, initial_epoch: int = 0,
-        restore_best: bool = False, sync_every: int | None = None, client=None) -> History:
+        restore_best: bool = False, sync_every: int | None = None, client=None,
+        sparse_input="auto") -> History:
     """Train ``model`` with mini-batch SGD; returns a History (loss, val_loss, val_accuracy).
 
     Each epoch visits every row once, in mini-batches of ``batch_size`` (the last may be
@@ -304,6 +310,10 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 3
     ``batch_size=None`` is exact full-batch descent, otherwise local SGD averaging the chunks'
     models every ``sync_every`` mini-batches (None: once an epoch); ``client`` is None (dask's
     default scheduler), a distributed.Client or a scheduler address.
+    ``sparse_input`` chooses how the fused epoch's first layer treats exact zeros of X (pixels
+    of images): False never looks for them, True skips them (cpp backend, on CPUs with the
+    zero-skipping kernels; elsewhere the dense layer runs), "auto" decides from a cost model on
+    the first batch. The result is the same either way up to the order of float sums.
     """
     _check_common(model, loss_fn)
     if not isinstance(optimizer, Optimizer):
@@ -341,6 +351,11 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 3
         raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
     if fused not in (None, True, False):
         raise TypeError(f"fused must be None, True or False, got {fused!r}")
+    if not (sparse_input is True or sparse_input is False or sparse_input == "auto"):
+        raise ValueError(f"sparse_input must be 'auto', True or False, got {sparse_input!r}")
+    if sparse_input is True and _config.get_backend() != "cpp":
+        raise ValueError("sparse_input=True needs the 'cpp' backend (the zero-skipping first "
+                         f"layer is C++ only); the backend is {_config.get_backend()!r}")
     if scheduler is not None and not hasattr(scheduler, "step"):
         raise TypeError("scheduler must have a step() method (e.g. gradkit.optim.StepLR)")
 
@@ -412,11 +427,12 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 3
                 for first in range(0, total, chunk):
                     k = min(chunk, total - first)
                     ran = _fused_chunk(plan, loss_fn, optimizer, X, y, perm, batch_size, first,
-                                       step_loss[first:first + k])
+                                       step_loss[first:first + k], sparse_input=sparse_input)
                     if ran < k:
+                        seen = f"the loss became {step_loss[first + ran]}"
                         _raise_fused_divergence(plan, loss_fn, optimizer, X, y, perm, batch_size,
                                                 params, state, first + ran + 1, step_loss, steps,
-                                                epoch)
+                                                epoch, seen)
                     if bar is not None:
                         bar.update(k)
                         bar.set_postfix(loss=f"{_running(step_loss, sizes, first + k):.4f}")
@@ -429,7 +445,8 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 3
         if plan is not None and not _train_checks.params_finite(params):
             # Every loss was finite, yet an update overflowed somewhere in the block.
             _raise_fused_divergence(plan, loss_fn, optimizer, X, y, perm, batch_size, params,
-                                    state, nb * steps, step_loss, steps, epoch)
+                                    state, nb * steps, step_loss, steps, epoch,
+                                    "the parameters became non-finite in the update")
         per_epoch = step_loss.reshape(nb, steps)
         if loss_fn.reduction == "mean":
             history.loss.extend(((per_epoch * sizes).sum(axis=1) / n).tolist())
@@ -464,9 +481,9 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 3
 
 
 def _raise_fused_divergence(plan, loss_fn, opt, X, y, perm, batch_size, params, state, upto,
-                            step_loss, steps, epoch):
+                            step_loss, steps, epoch, seen):
     bad, what = _fused_divergence(plan, loss_fn, opt, X, y, perm, batch_size, params, state,
-                                  upto, step_loss)
+                                  upto, step_loss, seen)
     _train_checks.restore(params, opt, state)
     s = bad % steps
     n = X.shape[0]
@@ -493,7 +510,7 @@ def _layer_by_layer_epoch(model, loss_fn, optimizer, X, y, perm, batch_size, ste
                 model.backward(loss_fn.backward())
                 optimizer.step()
                 if not _train_checks.params_finite(params):
-                    what = "the update made the parameters non-finite"
+                    what = "the parameters became non-finite in the update"
             if what is not None:
                 _train_checks.restore(params, optimizer, state)
                 raise _diverged(what, epoch, s + 1, steps, epoch,

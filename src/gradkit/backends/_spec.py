@@ -51,7 +51,6 @@ class Op:
 
 _ALL = frozenset(BACKENDS)
 _COMPILED = frozenset({"cpp", "numba"})      # the fused epoch needs a compiled loop
-_NO_CYTHON = _ALL - {"cython"}               # ops_cython holds the kernel core only
 
 
 def _op(name, group, contract, backends=_ALL):
@@ -116,25 +115,24 @@ _TABLE = [
         "n_changed, center_shift, inertia): labels (in place; -1 before the first step) = "
         "nearest centre, first on ties, by ||c||^2 - 2 x.c; centers_new = weighted means; an "
         "empty cluster takes the point farthest from its centre (ties to the lower index); "
-        "center_shift = sum ||new - old||^2; inertia with the old centres.", _NO_CYTHON),
+        "center_shift = sum ||new - old||^2; inertia with the old centres."),
     _op("kmeans_assign", "kmeans",
-        "kmeans_assign(X, sample_weight, centers, n_threads) -> (labels, inertia).", _NO_CYTHON),
+        "kmeans_assign(X, sample_weight, centers, n_threads) -> (labels, inertia)."),
     _op("kmeans_inertia", "kmeans",
         "kmeans_inertia(X, sample_weight, centers, labels, n_threads) -> float, from "
-        "differences.", _NO_CYTHON),
+        "differences."),
     _op("kmeans_lloyd", "kmeans",
         "kmeans_lloyd(X, sample_weight, centers_init, max_iter, tol, n_threads) -> (centers, "
         "labels, inertia, n_iter): scikit-learn's loop (strict convergence when no label "
-        "changes, else stop when center_shift <= tol; final assignment unless strict).",
-        _NO_CYTHON),
+        "changes, else stop when center_shift <= tol; final assignment unless strict)."),
     _op("kmeans_plusplus", "kmeans",
         "kmeans_plusplus(X, sample_weight, n_clusters, n_local_trials, uniforms, n_threads) -> "
         "indices int64: greedy k-means++ driven by uniforms in [0, 1) of length "
         "1 + (n_clusters - 1) * n_local_trials (first centre ~ w, candidates ~ w D^2 via the "
-        "first index whose running sum reaches u * total).", _NO_CYTHON),
+        "first index whose running sum reaches u * total)."),
     _op("kmeans_mean_variance", "kmeans",
         "kmeans_mean_variance(X, n_threads) -> float: np.mean(np.var(X, axis=0)) in float64; "
-        "not finite when X holds NaN or inf.", _NO_CYTHON),
+        "not finite when X holds NaN or inf."),
     # ---- the fused epoch
     _op("mlp_epoch", "mlp",
         "mlp_epoch(weights, biases, weight_bufs, bias_bufs, activations, slope, loss, "

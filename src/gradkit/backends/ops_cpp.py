@@ -133,7 +133,7 @@ def kmeans_mean_variance(X, n_threads=1):
 
 def mlp_epoch(weights, biases, weight_bufs, bias_bufs, activations, slope, loss, reduction, half,
               X, y, perm, batch_size, first_step, n_steps, lr, momentum, dampening, nesterov,
-              weight_decay, first, step_loss):
+              weight_decay, first, step_loss, sparse_input="auto"):
     labels = y if loss == "cross_entropy" else None
     targets = None if loss == "cross_entropy" else y
     return _core.mlp_epoch(
@@ -141,4 +141,5 @@ def mlp_epoch(weights, biases, weight_bufs, bias_bufs, activations, slope, loss,
         [ACTIVATION_CODES[a] for a in activations], float(slope), FUSED_LOSS_CODES[loss],
         reduction == "mean", bool(half), X, labels, targets, perm, int(batch_size),
         int(first_step), int(n_steps), float(lr), float(momentum), float(dampening),
-        bool(nesterov), float(weight_decay), bool(first), step_loss)
+        bool(nesterov), float(weight_decay), bool(first), step_loss,
+        {"auto": 2, True: 1, False: 0}[sparse_input])

@@ -745,3 +745,126 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, beta1,
           _flat(max_exp_avg_sq if amsgrad else param), bool(amsgrad), lr, beta1, beta2, eps,
           weight_decay, float(step), bool(decoupled))
     return None
+
+# ------------------------------------------------------------------------- k-means (Lloyd)
+# scikit-learn's way (_k_means_lloyd.pyx): for blocks of KM_BLOCK rows one GEMM gives X_b Cᵀ,
+# then per row the first argmin of ||c||² - 2 x.c and the weighted sums. The rows are cut into
+# KM_PARTS fixed parts (fewer for small n), each with its own float64 sums, added in part order
+# by numpy afterwards: bitwise the same for any thread count. k-means++, the variance and the
+# inertia from the differences are the NumPy reference's (gradkit.backends.ops_numpy).
+
+from libc.stdlib cimport malloc, free
+from gradkit.backends import ops_numpy as _kmeans_ref
+
+cdef enum:
+    KM_BLOCK = 256   # rows per GEMM: the (KM_BLOCK, k) products stay in L2, as in scikit-learn
+    KM_PARTS = 16    # fixed parts of the rows, each with its own partial sums
+
+
+cdef void _kmeans_block(const floating* X, const floating* w, bint has_w, const floating* C,
+                        const floating* cnorm, Py_ssize_t start, Py_ssize_t rows, Py_ssize_t d,
+                        Py_ssize_t k, floating* dots, int* labels, bint update, double* sums,
+                        double* weight, double* stats) noexcept nogil:
+    # stats (2,) INOUT: [inertia, changed labels]
+    cdef Py_ssize_t r, j, p, i, arg
+    cdef floating best, v
+    cdef double wi, xx
+    _gemm(False, True, <int>rows, <int>k, <int>d, <floating>1.0, X + start * d, C,
+          <floating>0.0, dots)
+    for r in range(rows):
+        best = cmath.INFINITY
+        arg = 0
+        for j in range(k):
+            v = cnorm[j] - 2 * dots[r * k + j]
+            if v < best:
+                best = v
+                arg = j
+        i = start + r
+        if labels[i] != arg:
+            stats[1] += 1
+        labels[i] = <int>arg
+        wi = w[i] if has_w else 1.0
+        xx = 0
+        for p in range(d):
+            xx = xx + <double>X[i * d + p] * X[i * d + p]
+        stats[0] += wi * (xx + best if xx + best > 0 else 0.0)
+        if update:
+            weight[arg] += wi
+            for p in range(d):
+                sums[arg * d + p] += wi * X[i * d + p]
+
+
+def _kmeans_pass(const floating[:, ::1] X, const floating[::1] w, bint has_w,
+                 const floating[:, ::1] C, const floating[::1] cnorm, int[::1] labels,
+                 double[:, :, ::1] sums,
+                 double[:, ::1] weight, double[:, ::1] stats, bint update, int n_threads):
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = C.shape[0]
+    cdef Py_ssize_t parts = stats.shape[0], part, lo, hi, s
+    cdef floating* dots
+    for part in prange(parts, nogil=True, schedule="static", num_threads=n_threads,
+                       use_threads_if=_parallel(n * k)):
+        lo = part * n // parts
+        hi = (part + 1) * n // parts
+        dots = <floating*>malloc(KM_BLOCK * k * sizeof(floating))
+        s = lo
+        while s < hi:
+            _kmeans_block(&X[0, 0], &w[0], has_w, &C[0, 0], &cnorm[0], s,
+                          min(<Py_ssize_t>KM_BLOCK, hi - s), d, k, dots, &labels[0], update,
+                          &sums[part, 0, 0], &weight[part, 0], &stats[part, 0])
+            s = s + KM_BLOCK
+        free(dots)
+
+
+def _kmeans_run(X, sample_weight, centers, labels, update, n_threads):
+    n, d = X.shape
+    k = centers.shape[0]
+    parts = max(1, min(KM_PARTS, n // KM_BLOCK))
+    has_w = sample_weight is not None
+    w = sample_weight if has_w else np.ones(1, dtype=X.dtype)
+    sums = np.zeros((parts, k, d) if update else (parts, 1, 1))
+    weight = np.zeros((parts, k) if update else (parts, 1))
+    stats = np.zeros((parts, 2))
+    C = np.ascontiguousarray(centers, dtype=X.dtype)
+    _kmeans_pass(X, w, has_w, C, np.einsum("ij,ij->i", C, C), labels, sums, weight, stats,
+                 update, max(1, int(n_threads)))
+    total = np.zeros_like(sums[0])
+    wtotal = np.zeros_like(weight[0])
+    for part in range(parts):  # in part order
+        total += sums[part]
+        wtotal += weight[part]
+    return total, wtotal, float(stats[:, 0].sum()), int(stats[:, 1].sum())
+
+
+def kmeans_lloyd_step(X, sample_weight, centers, labels, n_threads=1):
+    sums, weight, inertia, n_changed = _kmeans_run(X, sample_weight, centers, labels, True,
+                                                   n_threads)
+    w = _kmeans_ref._kmeans_weights(sample_weight, X.shape[0])
+    _kmeans_ref._kmeans_relocate_empty(sums, weight, X, w, centers, labels)
+    scale = np.where(weight > 0, 1.0 / np.where(weight > 0, weight, 1.0), 1.0)
+    centers_new = (sums * scale[:, None]).astype(X.dtype)
+    shift = float(np.sum((centers_new.astype(np.float64) - centers) ** 2))
+    return centers_new, n_changed, shift, inertia
+
+
+def kmeans_assign(X, sample_weight, centers, n_threads=1):
+    labels = np.full(X.shape[0], -1, dtype=np.int32)
+    _, _, inertia, _ = _kmeans_run(X, sample_weight, centers, labels, False, n_threads)
+    return labels, inertia
+
+
+def kmeans_inertia(X, sample_weight, centers, labels, n_threads=1):
+    return _kmeans_ref.kmeans_inertia(X, sample_weight, centers, labels, n_threads)
+
+
+def kmeans_lloyd(X, sample_weight, centers_init, max_iter, tol, n_threads=1):
+    return _kmeans_ref.kmeans_lloyd_loop(kmeans_lloyd_step, kmeans_assign, kmeans_inertia, X,
+                                         sample_weight, centers_init, max_iter, tol, n_threads)
+
+
+def kmeans_mean_variance(X, n_threads=1):
+    return _kmeans_ref.kmeans_mean_variance(X, n_threads)
+
+
+def kmeans_plusplus(X, sample_weight, n_clusters, n_local_trials, uniforms, n_threads=1):
+    return _kmeans_ref.kmeans_plusplus(X, sample_weight, n_clusters, n_local_trials, uniforms,
+                                       n_threads)

@@ -40,6 +40,7 @@ _OVERSAMPLING_ROUNDS = 2  # Spark MLlib's initializationSteps: 2 rounds suffice 
 _OVERSAMPLING = 2  # candidates drawn per round, as a multiple of n_clusters (Spark's 2k)
 _FAN_IN = 8  # chunk results added per reduction task: depth log8(chunks), small tasks
 _SAMPLE_ROWS = 10_000  # rows of the k-means++ sample, at least (and 100 per cluster)
+_SAME_INERTIA = 1e-10  # relative inertia difference below which two runs count as equal
 _LOCAL_LLOYD_ITER = 100  # Lloyd iterations on the weighted candidates (Spark runs 30)
 
 
@@ -413,7 +414,9 @@ def fit(est, X, sample_weight=None):
             centers, n_iter = _lloyd(chunks, np.ascontiguousarray(centers0, dtype=X.dtype),
                                      est.max_iter, tol)
             weight, inertia = chunks.reduce(_chunk_final, centers, combine=_add_final)
-            if best is None or inertia < best[1]:
+            # A later run wins on an inertia lower by more than rounding (the same clustering
+            # reached again keeps the first, as single-machine KMeans decides).
+            if best is None or inertia < best[1] * (1 - _SAME_INERTIA):
                 best = (centers, inertia, n_iter, weight)
     finally:
         del Xp, wp

@@ -43,7 +43,6 @@ from sklearn.utils.validation import (
 )
 
 from gradkit import _config
-from gradkit.cluster import dask as _dask  # dask input goes there; imports dask only then
 
 _DTYPES = [np.float64, np.float32]
 
@@ -61,8 +60,7 @@ def _auto_algorithm(n, d, k):
 
 
 def _ops():
-    """The selected backend; one without k-means kernels raises MissingOpError (a
-    NotImplementedError naming the backend and the op) when an op is looked up."""
+    """The selected backend (every backend has the Lloyd kernels; only C++ has the others)."""
     return _config.ops()
 
 
@@ -262,8 +260,6 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
 
     def fit(self, X, y=None, sample_weight=None):
         """Cluster X (n_samples, n_features); sample_weight (n_samples,) >= 0 or None."""
-        if _dask.is_dask_array(X):
-            return _dask.fit(self, X, sample_weight)
         # The common case (plain parameters, a finite C-contiguous float array) skips sklearn's
         # parameter and data validation, which would cost more than fitting 1,000 points;
         # the checks made here accept exactly what those would, and nothing is converted.
@@ -299,8 +295,9 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
         random_state = _random_state(self.random_state)
         ops = _ops()
         algorithm = self.algorithm
-        if algorithm == "auto":
-            algorithm = _auto_algorithm(X.shape[0], X.shape[1], self.n_clusters)
+        if algorithm == "auto":  # backends without the bound-based kernels run Lloyd
+            algorithm = (_auto_algorithm(X.shape[0], X.shape[1], self.n_clusters)
+                         if hasattr(ops, "kmeans_fit") else "lloyd")
         if algorithm != "lloyd" and not hasattr(ops, "kmeans_fit"):
             raise ValueError(f"algorithm={self.algorithm!r}: the {_config.get_backend()!r} "
                              "backend implements only 'lloyd' (select the 'cpp' backend for "
@@ -352,8 +349,6 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
 
     def predict(self, X, sample_weight=None):
         """Index of the nearest centre for each row of X (int32)."""
-        if _dask.is_dask_array(X):
-            return _dask.predict(self, X)
         X = self._check_test_data(X)
         labels, _ = _ops().kmeans_assign(X, None, self._centers_for(X),
                                                 _threads(self.n_threads))
@@ -364,8 +359,6 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
 
     def transform(self, X):
         """Euclidean distances (n_samples, n_clusters) from each row to each centre."""
-        if _dask.is_dask_array(X):
-            return _dask.transform(self, X)
         X = self._check_test_data(X)
         return self._transform(X)
 
@@ -377,8 +370,6 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
 
     def fit_transform(self, X, y=None, sample_weight=None):
         self.fit(X, sample_weight=sample_weight)
-        if _dask.is_dask_array(X):
-            return _dask.transform(self, X)
         return self._transform(self._check_test_data(X))
 
     def score(self, X, y=None, sample_weight=None):

@@ -268,19 +268,20 @@ def _ce_rows_few(grad, per, z, labels, lo, hi, scale, want_per):
     return total
 
 
-@kernel
-def _ce_chunk(grad, per, z, labels, lo, hi, scale, want_per):
-    if z.shape[1] <= FEW_CLASSES:
-        return _ce_rows_few(grad, per, z, labels, lo, hi, scale, want_per)
-    return _ce_rows(grad, per, z, labels, lo, hi, scale, want_per)
+@kernel(parallel=True)
+def _ce_parallel_few(grad, per, z, labels, scale, want_per, rows, partial):
+    n = z.shape[0]
+    for c in prange(partial.size):
+        partial[c] = _ce_rows_few(grad, per, z, labels, c * rows, min(n, (c + 1) * rows), scale,
+                                  want_per)
 
 
 @kernel(parallel=True)
 def _ce_parallel(grad, per, z, labels, scale, want_per, rows, partial):
     n = z.shape[0]
     for c in prange(partial.size):
-        partial[c] = _ce_chunk(grad, per, z, labels, c * rows, min(n, (c + 1) * rows), scale,
-                               want_per)
+        partial[c] = _ce_rows(grad, per, z, labels, c * rows, min(n, (c + 1) * rows), scale,
+                              want_per)
 
 
 @op("cross_entropy_loss")
@@ -292,12 +293,16 @@ def cross_entropy_loss(logits, labels, reduction="mean"):
     per = np.empty(batch if want_per else 1, logits.dtype)
     rows = max(1, CHUNK // n_classes)
     partial = np.zeros((batch + rows - 1) // rows)
+    # each path its own kernels, so a first use compiles one of them
+    few = n_classes <= FEW_CLASSES
     if logits.size >= PARALLEL_MIN:
-        _ce_parallel(grad, per, logits, labels, scale, want_per, rows, partial)
+        run = _ce_parallel_few if few else _ce_parallel
+        run(grad, per, logits, labels, scale, want_per, rows, partial)
     else:
+        chunk = _ce_rows_few if few else _ce_rows
         for c in range(partial.size):
-            partial[c] = _ce_chunk(grad, per, logits, labels, c * rows,
-                                   min(batch, (c + 1) * rows), scale, want_per)
+            partial[c] = chunk(grad, per, logits, labels, c * rows, min(batch, (c + 1) * rows),
+                               scale, want_per)
     if want_per:
         return per, grad
     total = 0.0

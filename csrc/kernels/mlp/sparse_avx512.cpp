@@ -7,7 +7,7 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 #include "kernels/gemm_kernels.hpp"
-#include "kernels/mlp_first.hpp"
+#include "kernels/mlp/sparse_avx512.hpp"
 #include "kernels/sgd.hpp"
 #include "kernels/simd/avx512.hpp"
 
@@ -34,7 +34,7 @@ template <> struct V<float> {
   static R mul(R a, R b) { return _mm512_mul_ps(a, b); }
   static R add(R a, R b) { return _mm512_add_ps(a, b); }
   static M nonzero(R x) { return _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_NEQ_UQ); }
-  static R relu(R x) { return _mm512_max_ps(x, _mm512_setzero_ps()); }
+  static R relu(R x) { return _mm512_max_ps(_mm512_setzero_ps(), x); }  // NaN stays NaN
   static R leaky(R x, float s) {
     const M neg = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LE_OQ);
     return _mm512_mask_mul_ps(x, neg, x, _mm512_set1_ps(s));
@@ -57,7 +57,7 @@ template <> struct V<double> {
   static R mul(R a, R b) { return _mm512_mul_pd(a, b); }
   static R add(R a, R b) { return _mm512_add_pd(a, b); }
   static M nonzero(R x) { return _mm512_cmp_pd_mask(x, _mm512_setzero_pd(), _CMP_NEQ_UQ); }
-  static R relu(R x) { return _mm512_max_pd(x, _mm512_setzero_pd()); }
+  static R relu(R x) { return _mm512_max_pd(_mm512_setzero_pd(), x); }  // NaN stays NaN
   static R leaky(R x, double s) {
     const M neg = _mm512_cmp_pd_mask(x, _mm512_setzero_pd(), _CMP_LE_OQ);
     return _mm512_mask_mul_pd(x, neg, x, _mm512_set1_pd(s));

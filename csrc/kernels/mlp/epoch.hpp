@@ -43,6 +43,11 @@ struct MlpLossParams {
   bool half = false;  // MSE only: the 1/(2m) form
 };
 
+// How the first layer treats exact zeros of the input (see mlp/first_layer.hpp):
+// dense never looks for them; sparse skips them (on CPUs with the zero-skipping kernels, else
+// dense); automatic decides from the cost model in first_layer.cpp. Same bits in every mode.
+enum class SparseInput : int { dense = 0, sparse = 1, automatic = 2 };
+
 // Runs mini-batches first_step .. first_step + n_steps - 1 (counted across the epochs in perm);
 // n_rows = N, the rows of X (one epoch).
 // step_loss (n_steps) OUT: each batch's loss value (float64) before its update.
@@ -53,12 +58,16 @@ int64_t mlp_epoch(double* step_loss, std::vector<MlpLayer<T>>& layers, T slope,
                   const MlpLossParams& loss, const SgdParams& sgd, const T* X,
                   const int64_t* labels, const T* targets, const int64_t* perm,
                   int64_t perm_stride, int64_t n_rows, int64_t batch, int64_t first_step,
-                  int64_t n_steps);
+                  int64_t n_steps, SparseInput sparse_input = SparseInput::automatic);
 
-// The fused epoch skips exact zeros of the input in the first layer when a batch has at least
-// this fraction of them (default 0.4); 0 always skips, anything above 1 never does. The result
-// is bitwise the same either way; this knob exists for tests and measurements.
-void set_mlp_sparse_threshold(double min_zero_fraction);
-double mlp_sparse_threshold();
+// Which first layer the last mlp_epoch call of this thread ran: 0 dense, 1 sparse (for tests).
+int mlp_last_first_layer();
+
+namespace mlp {
+// Test hook: within the sparse first layer, a batch skips its zeros when at least this fraction
+// of its values are zero (default 0: always; above 1: never). The bits are the same either way.
+void set_sparse_skip_threshold(double min_zero_fraction);
+double sparse_skip_threshold();
+}  // namespace mlp
 
 }  // namespace gk

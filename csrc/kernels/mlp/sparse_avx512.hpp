@@ -14,7 +14,7 @@
 #include <cstdint>
 
 #include "kernels/gemm.hpp"
-#include "kernels/mlp.hpp"
+#include "kernels/mlp/epoch.hpp"
 
 namespace gk {
 namespace avx512 {
