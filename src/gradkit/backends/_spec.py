@@ -138,11 +138,6 @@ _TABLE = [
     _op("kmeans_mean_variance", "kmeans",
         "kmeans_mean_variance(X, n_threads) -> float: np.mean(np.var(X, axis=0)) in float64; "
         "not finite when X holds NaN or inf."),
-    _op("kmeans_fit", "kmeans",
-        "kmeans_fit(X, sample_weight, centers_init, max_iter, tol, algorithm, n_threads) -> "
-        "(centers, labels, inertia, n_iter, n_distances): kmeans_lloyd's result by the exact "
-        "algorithm 'lloyd', 'hamerly' or 'elkan' (the same labels, centres and n_iter as "
-        "Lloyd), with the number of row-centre distances computed.", {"cpp"}),
     # ---- the fused epoch
     _op("mlp_epoch", "mlp",
         "mlp_epoch(weights, biases, weight_bufs, bias_bufs, activations, slope, loss, "
