@@ -181,6 +181,30 @@ def test_full_batch_equals_single_machine_gradient_descent(client, loss):
     assert h1.loss[-1] < h1.loss[0]
 
 
+@pytest.mark.parametrize("make_opt", [
+    lambda params: gk.optim.SGD(params, lr=0.05, momentum=0.9, nesterov=True),
+    lambda params: gk.optim.Adam(params, lr=1e-3)], ids=["sgd-momentum", "adam"])
+def test_one_chunk_local_sgd_is_sequential_sgd_across_syncs(client, make_opt):
+    """One replica: averaging is the identity, so syncing every 5 mini-batches (parameters and
+    optimizer state going to the driver and back) must not change a step of sequential SGD."""
+    X, y = digits()
+    X, y = X[:500], y[:500]
+    runs = []
+    for data, extra in [((X, y), {}), ((da.from_array(X, chunks=500), da.from_array(y, chunks=500)),
+                                       {"sync_every": 5})]:
+        model = mlp([64, 16, 10])
+        opt = make_opt(model.parameters())
+        hist = gk.fit(model, gk.losses.CrossEntropyLoss(), opt, *data, epochs=2, batch_size=32,
+                      shuffle=False, progress=False, **extra)
+        runs.append((model, hist))
+    (m1, h1), (m2, h2) = runs
+    assert len(h2.loss) == 2 * 4  # 16 mini-batches an epoch, a sync every 5: 4 per epoch
+    for p1, p2 in zip(m1.parameters(), m2.parameters()):
+        np.testing.assert_allclose(p2.value, p1.value, rtol=0, atol=1e-12)
+    rows = [160, 160, 160, 20]  # per sync: the epoch's mean loss is their row-weighted mean
+    np.testing.assert_allclose(np.dot(h2.loss[4:], rows) / 500, h1.loss[1], rtol=1e-10)
+
+
 def _accuracy(model, X, y):
     return float(np.mean(gk.predict(model, X).argmax(axis=1) == y))
 

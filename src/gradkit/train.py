@@ -328,7 +328,8 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 3
                               batch_size=batch_size, shuffle=shuffle, seed=seed,
                               validation_data=validation_data, patience=patience,
                               scheduler=scheduler, sync_every=sync_every, client=client,
-                              history=History(fused=False))
+                              history=History(fused=False), initial_epoch=initial_epoch,
+                              restore_best=restore_best)
     if sync_every is not None or client is not None:
         raise TypeError("sync_every and client apply to dask arrays X, y only")
     epochs = positive_int(epochs, "epochs")

@@ -10,7 +10,8 @@ Each chunk of rows is one replica of the model; the driver holds the model and t
 * ``batch_size=b``: local SGD. Each chunk runs gradkit's mini-batch epoch (the fused compiled
   path when the model allows it) on its own rows from the current parameters, for
   ``sync_every`` mini-batches or, with ``sync_every=None``, its whole epoch; then the driver
-  averages the parameters and the momentum buffers, weighted by the rows each chunk used.
+  averages the parameters and the optimizer's state (momentum buffers, Adam's moments),
+  weighted by the rows each chunk used.
   History.loss holds the mean training loss of each synchronisation. This is NOT sequential
   SGD: within a round the replicas do not see each other's updates, so the path differs from a
   single-process run (it is as accurate in practice on the data sets tested, not identical).
@@ -135,7 +136,7 @@ def _add_gradients(*parts):
 def _chunk_local_sgd(state, x, y, batch_size, seed, first_step, n_steps):
     """Run mini-batches first_step .. first_step + n_steps - 1 of the chunk's epoch (rows in
     the order drawn from `seed`, or as stored for seed None) from the given state; returns
-    (parameters, momentum buffers, rows used, loss summed over those rows)."""
+    (parameters, optimizer state dict, rows used, loss summed over those rows)."""
     from gradkit.train import fit
 
     model, loss_fn, optimizer = copy.deepcopy(state)
@@ -148,7 +149,7 @@ def _chunk_local_sgd(state, x, y, batch_size, seed, first_step, n_steps):
     history = fit(model, loss_fn, optimizer, xs, ys, epochs=1, batch_size=batch_size,
                   shuffle=False, progress=False)
     scale = rows.size if loss_fn.reduction == "mean" else 1
-    return ([p.value for p in model.parameters()], optimizer.buffers, rows.size,
+    return ([p.value for p in model.parameters()], optimizer.state_dict(), rows.size,
             history.loss[0] * scale)
 
 
@@ -166,39 +167,39 @@ def _full_batch_step(compute, delayed, state, xs, ys):
     return compute(parts[0])[0]
 
 
-def _set_average(targets, results, weights):
-    """targets[i][...] = weighted mean over results of results[r][i]."""
-    total = float(sum(weights))
-    for i, target in enumerate(targets):
-        if target is None:
-            continue
-        acc = np.zeros(target.shape, dtype=np.float64)
-        for res, wt in zip(results, weights):
-            acc += wt * res[i].astype(np.float64)
-        target[...] = acc / total
+def _weighted_mean(arrays, weights):
+    acc = np.zeros(arrays[0].shape, dtype=np.float64)
+    for a, wt in zip(arrays, weights):
+        acc += wt * a.astype(np.float64)
+    return (acc / float(sum(weights))).astype(arrays[0].dtype)
+
+
+def _average_state(states, weights):
+    """The optimizers' state dicts averaged: every buffer (momentum, Adam's moments) weighted by
+    rows; a step count (Adam's bias correction) is the largest of the replicas'."""
+    first = states[0]
+    averaged = {}
+    for i, entry in first["state"].items():
+        averaged[i] = {key: _weighted_mean([s["state"][i][key] for s in states], weights)
+                       if isinstance(value, np.ndarray)
+                       else max(s["state"][i][key] for s in states)
+                       for key, value in entry.items()}
+    return {"state": averaged, "param_groups": first["param_groups"]}
 
 
 def _local_round(compute, delayed, state, xs, ys, plan):
-    """One synchronisation: plan is [(chunk, seed, first_step, n_steps)]; returns the mean loss."""
+    """One synchronisation: plan is [(chunk, seed, first_step, n_steps, batch_size)]; sets the
+    model and optimizer to the row-weighted average of the replicas; returns the mean loss."""
     model, loss_fn, optimizer = state
     task = delayed(_chunk_local_sgd, pure=False)
-    outs = compute(*[task(state, xs[c], ys[c], plan_b, seed, first, steps)
-                     for c, seed, first, steps, plan_b in plan])
+    outs = compute(*[task(state, xs[c], ys[c], batch, seed, first, steps)
+                     for c, seed, first, steps, batch in plan])
     weights = [o[2] for o in outs]
-    params = model.parameters()
-    _set_average([p.value for p in params], [o[0] for o in outs], weights)
-    if optimizer.momentum != 0:
-        index = {id(p): i for i, p in enumerate(optimizer.params)}
-        for p in params:
-            i = index[id(p)]
-            if optimizer.buffers[i] is None:
-                optimizer.buffers[i] = np.zeros_like(p.value)
-        order = [index[id(p)] for p in params]
-        _set_average([optimizer.buffers[i] for i in order],
-                     [[o[1][i] for i in order] for o in outs], weights)
-    total = float(sum(weights))
+    for i, p in enumerate(model.parameters()):
+        p.value[...] = _weighted_mean([o[0][i] for o in outs], weights)
+    optimizer.load_state_dict(_average_state([o[1] for o in outs], weights))
     loss = sum(o[3] for o in outs)
-    return loss / total if loss_fn.reduction == "mean" else loss
+    return loss / float(sum(weights)) if loss_fn.reduction == "mean" else loss
 
 
 def _epoch_plans(chunk_rows, batch_size, sync_every, seeds):
@@ -213,7 +214,7 @@ def _epoch_plans(chunk_rows, batch_size, sync_every, seeds):
 
 
 def fit(model, loss_fn, optimizer, X, y, *, epochs, batch_size, shuffle, seed, validation_data,
-        patience, scheduler, sync_every, client, history):
+        patience, scheduler, sync_every, client, history, initial_epoch=0, restore_best=False):
     """gk.fit on dask arrays (model, loss_fn and optimizer already checked by gk.fit)."""
     import dask
 
@@ -221,6 +222,9 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs, batch_size, shuffle, seed, v
     from gradkit.train import _accuracy, _check_X, _check_y, predict
 
     epochs = positive_int(epochs, "epochs")
+    if initial_epoch != 0 or restore_best:
+        raise ValueError("initial_epoch and restore_best are not supported with dask arrays "
+                         "X, y")
     if patience is not None:
         patience = positive_int(patience, "patience")
         if validation_data is None:
