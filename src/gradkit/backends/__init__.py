@@ -43,8 +43,7 @@ class Backend:
     def __getattr__(self, attr):  # only reached for what __init__ did not set
         if attr in OPS:
             raise MissingOpError(self.name, attr)
-        raise AttributeError(f"{attr!r} is not an op of gradkit.backends._spec (backend "
-                             f"{self.name!r}; its module is .module)")
+        return getattr(self.module, attr)  # a module's own helper (ops_numpy.kmeans_lloyd_loop)
 
     def __repr__(self):
         return f"<gradkit backend {self.name!r} ({self.module.__name__})>"
