@@ -94,9 +94,6 @@ def test_linear_matches_the_spec_with_inf_and_nan(backend, dtype):
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("op", ["mse_loss", "l1_loss", "bce_with_logits_loss"])
 def test_pointwise_losses_match_the_spec(backend, op, dtype):
-    if op == "l1_loss" and not l1_gradient_keeps_nan(backend):
-        pytest.xfail(f"the L1 gradient drops NaN on {backend} (reported with issue 13)")
-
     @SETTINGS
     @given(data=st.data())
     def check(data):

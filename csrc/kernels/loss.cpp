@@ -122,7 +122,8 @@ double l1_loss_fused(T* grad, T* per, const T* pred, const T* target, int64_t n,
   }
   double total = fused(per, n, 3.0 * sizeof(T), [=](int64_t i) {
     T d = pred[i] - target[i];
-    grad[i] = static_cast<T>(d > T(0)) * s - static_cast<T>(d < T(0)) * s;  // branch-free sign
+    // sign(d) * s, branch-free; a NaN difference passes through as NaN (np.sign(nan) is nan)
+    grad[i] = d == d ? static_cast<T>(d > T(0)) * s - static_cast<T>(d < T(0)) * s : d;
     return std::fabs(d);
   });
   return finish(total, r, n);

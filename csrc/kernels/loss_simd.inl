@@ -179,6 +179,7 @@ double l1_range(float* grad, float* per, const float* p, const float* y, int64_t
   return pair_range(grad, per, p, y, n, [&](vf q, vf t, vf& g) {
     vf d = q - t;
     g = (d > 0.0f ? splat(scale) : splat(0.0f)) - (d < 0.0f ? splat(scale) : splat(0.0f));
+    g = d == d ? g : d;  // a NaN difference stays NaN, as np.sign(nan)
     return vabs(d);
   });
 }

@@ -99,6 +99,8 @@ def activate_grad(d, y, code, slope):
 @kernel
 def l1(p, t, scale):
     d = p - t
+    if d != d:  # NaN stays NaN, as np.sign(nan)
+        return abs(d), d * scale
     return abs(d), (np.float32(d > _ZERO) - np.float32(d < _ZERO)) * scale
 
 
