@@ -110,6 +110,47 @@ def test_bce_with_logits_at_200_is_finite_and_right(backend, dtype):
     np.testing.assert_allclose(grad, [0.0, 0.0, 1.0, -1.0], atol=1e-12)
 
 
+# z = ±inf with y = 0, 1/2, 1: the loss is its limit, (1 - y) z or -y z with a zero coefficient
+# giving 0 (never inf - inf = NaN), and the gradient sigmoid(z) - y.
+INF_Z = [np.inf, np.inf, np.inf, -np.inf, -np.inf, -np.inf]
+INF_Y = [0.0, 0.5, 1.0, 0.0, 0.5, 1.0]
+INF_LOSS = [np.inf, np.inf, 0.0, 0.0, np.inf, np.inf]
+INF_GRAD = [1.0, 0.5, 0.0, 0.0, -0.5, -1.0]
+
+
+def _check_bce_with_logits_at_inf(dtype):
+    # 7 copies of the 6 cases: 42 elements fill whole SIMD vectors and leave a ragged tail.
+    copies = 7
+    z = np.tile(np.array(INF_Z, dtype), copies)
+    y = np.tile(np.array(INF_Y, dtype), copies)
+    per, grad = F.bce_with_logits_loss(z, y, reduction="none")
+    np.testing.assert_array_equal(per, np.tile(INF_LOSS, copies))
+    np.testing.assert_array_equal(grad, np.tile(INF_GRAD, copies))
+    value, grad = F.bce_with_logits_loss(z, y, reduction="mean")
+    assert value == np.inf
+    np.testing.assert_array_equal(grad, np.tile(INF_GRAD, copies) * dtype(1 / z.size))
+    # the two cases whose limit is 0, alone: the mean is exactly 0
+    value, _ = F.bce_with_logits_loss(z[2:4].copy(), y[2:4].copy(), reduction="mean")
+    assert value == 0.0
+    # NaN in either input stays NaN, also at z = ±inf
+    z = np.array([np.nan, np.nan, np.inf, -np.inf, 1.0], dtype)
+    y = np.array([0.5, 1.0, np.nan, np.nan, np.nan], dtype)
+    per, grad = F.bce_with_logits_loss(z, y, reduction="none")
+    assert np.isnan(per).all() and np.isnan(grad).all()
+    value, grad = F.bce_with_logits_loss(z, y, reduction="mean")
+    assert np.isnan(value) and np.isnan(grad).all()
+
+
+def test_bce_with_logits_at_inf_is_its_limit(backend, dtype):
+    _need(backend, "bce_with_logits_loss")
+    _check_bce_with_logits_at_inf(dtype)
+
+
+def test_bce_with_logits_at_inf_on_each_isa(forced_isa, dtype):
+    with gk.use_backend("cpp"):
+        _check_bce_with_logits_at_inf(dtype)
+
+
 def test_cross_entropy_with_large_logits(backend, dtype):
     _need(backend, "cross_entropy_loss")
     logits = np.array([[1e4, 0.0, -1e4], [5e3, 5e3, 0.0]], dtype=dtype)

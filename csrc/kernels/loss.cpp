@@ -102,6 +102,18 @@ double simd_chunks(int64_t n, int64_t* n_bad, Range range) {
   return total;
 }
 
+// max(z, 0) - y z, the part of BCE-with-logits linear in z. At z = ±inf that is inf - inf or
+// 0 * inf, so there it is the limit, (1 - y) z for z > 0 and -y z for z < 0, where a coefficient
+// of exactly 0 gives 0 (ops_numpy._bce_logits_linear). Finite z keep the spec's rounding.
+template <typename T>
+inline T bce_logits_linear(T z, T y) {
+  if (std::isinf(z)) {
+    const T coef = z > T(0) ? T(1) - y : -y;
+    return coef == T(0) ? T(0) : coef * z;
+  }
+  return std::max(z, T(0)) - y * z;
+}
+
 }  // namespace
 
 template <typename T>
@@ -215,7 +227,7 @@ double bce_with_logits_loss_fused(T* grad, T* per, const T* logits, const T* tar
     const T inv = T(1) / (T(1) + e);
     const T sig = z >= T(0) ? inv : e * inv;
     grad[i] = (sig - y) * s;
-    return std::max(z, T(0)) - y * z + fm::log1p(e);
+    return bce_logits_linear(z, y) + fm::log1p(e);
   });
   return finish(total, r, n);
 }

@@ -29,7 +29,8 @@ template <typename T>
 double bce_loss_fused(T* grad, T* per, int64_t* n_bad, const T* pred, const T* target, int64_t n,
                       Reduction r);
 
-// max(z, 0) - y z + log(1 + e^-|z|), grad sigmoid(z) - y; finite for any finite z.
+// max(z, 0) - y z + log(1 + e^-|z|), grad sigmoid(z) - y; finite for any finite z, and the
+// limit at z = ±inf (0 or ±inf, never inf - inf).
 template <typename T>
 double bce_with_logits_loss_fused(T* grad, T* per, const T* logits, const T* target, int64_t n,
                                   Reduction r);

@@ -224,7 +224,11 @@ double bce_with_logits_range(float* grad, float* per, const float* z, const floa
     g = (sig - t) * scale;
     // log1p(e) = log(u) + (e - (u - 1)) / u: the rounding of u corrected with the 1/u we have.
     vf log1p_e = vlog_normal(u) + (e - (u - 1.0f)) * inv;
-    return vmax(x, splat(0.0f)) - t * x + log1p_e;
+    // max(z, 0) - y z, and at z = ±inf its limit (scalar bce_logits_linear in loss.cpp).
+    vf coef = x > 0.0f ? 1.0f - t : -t;
+    vf limit = coef == 0.0f ? splat(0.0f) : coef * x;
+    vf linear = vabs(x) == splat(INFINITY) ? limit : vmax(x, splat(0.0f)) - t * x;
+    return linear + log1p_e;
   });
 }
 

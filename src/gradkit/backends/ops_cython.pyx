@@ -35,7 +35,7 @@ cdef extern from *:
 from cython cimport floating
 from cython.parallel cimport prange
 from libc cimport math as cmath
-from libc.math cimport exp, expf, log, logf, log1p, log1pf, sqrt, sqrtf, tanhf
+from libc.math cimport exp, expf, isinf, log, logf, log1p, log1pf, sqrt, sqrtf, tanhf
 from libc.stdint cimport int64_t
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 cimport openmp
@@ -494,6 +494,18 @@ cdef double _bce_chunk(const floating* p, const floating* t, floating* g, floati
     return total
 
 
+cdef inline floating _bce_logits_linear(floating z, floating y) noexcept nogil:
+    # max(z, 0) - y z. At z = ±inf that is inf - inf or 0 * inf, so there it is the limit:
+    # (1 - y) z for z > 0, -y z for z < 0, and 0 where that coefficient is exactly 0
+    # (ops_numpy._bce_logits_linear). Finite z keep the spec's rounding.
+    cdef floating zero = 0, one = 1  # typed, see _sigmoid
+    cdef floating coef
+    if isinf(z):
+        coef = one - y if z > zero else -y
+        return zero if coef == zero else coef * z
+    return (z if z > zero else zero) - y * z  # a NaN z gives NaN through y * z
+
+
 cdef double _bce_logits_chunk(const floating* z, const floating* t, floating* g, floating* per,
                               floating scale, Py_ssize_t n) noexcept nogil:
     # log(1 + e^z) - y z = max(z, 0) - y z + log1p(e^-|z|): no overflow for any z;
@@ -512,7 +524,7 @@ cdef double _bce_logits_chunk(const floating* z, const floating* t, floating* g,
             x = z[start + i]
             y = t[start + i]
             e = _exp(-x if x >= 0 else x)
-            v[i] = (x if x > zero else zero) - y * x + _log1p(e)
+            v[i] = _bce_logits_linear(x, y) + _log1p(e)
             s = (one if x >= zero else e) / (one + e)  # sigmoid(x), see _sigmoid
             g[start + i] = (s - y) * scale
         total += _sum_block(v, m)

@@ -149,10 +149,25 @@ def bce_loss(pred, target, reduction="mean"):
     return value, grad.astype(pred.dtype, copy=False)
 
 
+def _bce_logits_linear(z, y):
+    """max(z, 0) - y z, the part of BCE-with-logits linear in z.
+
+    At z = ±inf that expression is inf - inf or 0 * inf, so there it is the limit instead:
+    (1 - y) z for z > 0 and -y z for z < 0, where a coefficient of exactly 0 gives 0. The
+    finite z keep max(z, 0) - y z: (1 - y) z rounds differently.
+    """
+    with np.errstate(invalid="ignore"):  # the NaN of inf - inf and 0 * inf is replaced below
+        finite = np.maximum(z, 0) - y * z
+        coef = np.where(z > 0, 1 - y, -y)
+        limit = np.where(coef == 0, 0, coef * z)
+    return np.where(np.isinf(z), limit, finite)
+
+
 def bce_with_logits_loss(logits, target, reduction="mean"):
-    # log(1 + e^z) - y z, written as max(z, 0) - y z + log1p(e^-|z|): no overflow for any z.
+    # log(1 + e^z) - y z, written as max(z, 0) - y z + log1p(e^-|z|): no overflow for any z,
+    # and the limit at z = ±inf (see _bce_logits_linear).
     z = logits
-    per = np.maximum(z, 0) - target * z + np.log1p(np.exp(-np.abs(z)))
+    per = _bce_logits_linear(z, target) + np.log1p(np.exp(-np.abs(z)))
     grad = (sigmoid(z) - target) * z.dtype.type(_scale(reduction, z.size))
     value = _reduce(per, reduction, z.size)
     if reduction == "none":

@@ -121,10 +121,20 @@ def bce(p, t, scale, eps):
 
 
 @kernel
+def bce_with_logits_linear(z, t):
+    """max(z, 0) - t z; at z = ±inf, where that is inf - inf or 0 * inf, its limit: (1 - t) z
+    for z > 0 and -t z for z < 0, with a coefficient of exactly 0 giving 0 (ops_numpy)."""
+    if abs(z) == np.inf:
+        coef = _ONE - t if z > _ZERO else -t
+        return _ZERO if coef == _ZERO else coef * z
+    return (z if z > _ZERO else _ZERO) - t * z  # a NaN z gives NaN through t * z
+
+
+@kernel
 def bce_with_logits(z, t, scale):
     """max(z, 0) - t z + log(1 + e^-|z|): no overflow for any z."""
     e = exp(-abs(z))
-    return (z + abs(z)) * np.float32(0.5) - t * z + log1p(e), (sigmoid(z) - t) * scale
+    return bce_with_logits_linear(z, t) + log1p(e), (sigmoid(z) - t) * scale
 
 
 # ---- optimisers, per element
