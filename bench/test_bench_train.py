@@ -272,6 +272,6 @@ def test_full_batch_gd_watermelon(benchmark, impl, record):
     record(benchmark, impl, steps=200, threads=THREADS)
     benchmark.pedantic(run, rounds=10, iterations=1, warmup_rounds=1)
     assert last_loss() < first
-    if impl != "torch":
+    if impl not in ("torch", "jax"):  # the peers train copies of their own, not `model`
         # the coefficients of the course's formula are recovered
         np.testing.assert_allclose(model[0].weight.value[0], [2.0, -3.0, 1.5], atol=0.05)
