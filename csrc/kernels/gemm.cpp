@@ -15,7 +15,7 @@
 #include <omp.h>
 
 #if defined(__AVX2__)
-#include <immintrin.h>
+#include "kernels/simd/avx2.hpp"
 #endif
 
 #include <algorithm>
@@ -101,24 +101,25 @@ void copy_transposed_scalar(const T* src, int64_t lds, int rows, int kc, T* dst,
 }
 
 #if defined(__AVX2__)
-// 8 x 8 float blocks through registers (the baseline unit is x86-64-v3): a scalar transpose
-// costs a few percent of a 256^3 product in this layout.
-inline void transpose8x8(const float* src, int64_t lds, float* dst, int64_t ldd) {
-  __m256 r[8], t[8];
-  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * lds);
-  for (int i = 0; i < 8; i += 2) {
-    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-  }
-  for (int i = 0; i < 8; i += 4) {
-    r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
-    r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
-    r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-    r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-  }
-  for (int i = 0; i < 4; ++i) {
-    _mm256_storeu_ps(dst + i * ldd, _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
-    _mm256_storeu_ps(dst + (i + 4) * ldd, _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
+// An 8-value-wide slice of `rows` (<= 8) rows -> 8 rows of `rows` values, through registers (the
+// baseline unit is x86-64-v3): a scalar transpose costs a few percent of a 256^3 product in this
+// layout. Missing rows are zeros in the transpose and are not stored; the AVX2 micro-kernel's
+// panels are 6 tall, so that case gets plain 4 + 2 stores rather than masked ones.
+inline void transpose8(const float* src, int64_t lds, int rows, float* dst, int64_t ldd) {
+  __m256 r[8];
+  for (int i = 0; i < 8; ++i) r[i] = i < rows ? _mm256_loadu_ps(src + i * lds) : _mm256_setzero_ps();
+  simd::avx2::transpose8x8(r);
+  if (rows == 8) {
+    for (int i = 0; i < 8; ++i) _mm256_storeu_ps(dst + i * ldd, r[i]);
+  } else if (rows == 6) {
+    for (int i = 0; i < 8; ++i) {
+      _mm_storeu_ps(dst + i * ldd, _mm256_castps256_ps128(r[i]));
+      _mm_storel_pi(reinterpret_cast<__m64*>(dst + i * ldd + 4), _mm256_extractf128_ps(r[i], 1));
+    }
+  } else {
+    const __m256i keep = _mm256_cmpgt_epi32(_mm256_set1_epi32(rows),
+                                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    for (int i = 0; i < 8; ++i) _mm256_maskstore_ps(dst + i * ldd, keep, r[i]);
   }
 }
 
@@ -138,15 +139,21 @@ void copy_transposed_blocked(const T* src, int64_t lds, int rows, int kc, T* dst
   const int rows_b = rows / B * B, kc_b = kc / B * B;
   for (int i = 0; i < rows_b; i += B) {
     for (int p = 0; p < kc_b; p += B) {
-      if constexpr (B == 8) transpose8x8(src + i * lds + p, lds, dst + p * width + i, width);
+      if constexpr (B == 8) transpose8(src + i * lds + p, lds, 8, dst + p * width + i, width);
       else transpose4x4(src + i * lds + p, lds, dst + p * width + i, width);
     }
     if (kc_b < kc)
       copy_transposed_scalar(src + i * lds + kc_b, lds, B, kc - kc_b, dst + kc_b * width + i,
                              width);
   }
-  if (rows_b < rows)
-    copy_transposed_scalar(src + rows_b * lds, lds, rows - rows_b, kc, dst + rows_b, width);
+  if (rows_b < rows) {
+    int p = 0;
+    if constexpr (B == 8)
+      for (; p + 8 <= kc; p += 8)
+        transpose8(src + rows_b * lds + p, lds, rows - rows_b, dst + p * width + rows_b, width);
+    copy_transposed_scalar(src + rows_b * lds + p, lds, rows - rows_b, kc - p,
+                           dst + p * width + rows_b, width);
+  }
 }
 
 inline void copy_transposed(const float* src, int64_t lds, int rows, int kc, float* dst,
@@ -183,11 +190,27 @@ void pack_a_panel(const T* A, int64_t lda, bool trans_a, int64_t i0, int rows, i
   }
 }
 
+// kc rows of W contiguous values (row stride lds) -> dst, rows back to back.
+template <int W, typename T>
+void copy_rows(const T* src, int64_t lds, int kc, T* __restrict dst) {
+  for (int p = 0; p < kc; ++p)
+#pragma GCC unroll 32
+    for (int j = 0; j < W; ++j) dst[p * W + j] = src[p * lds + j];
+}
+
 // op(B)[p0:p0+kc, j0:j0+cols] -> one k-major panel nr wide (zero-padded to nr).
 template <typename T>
 void pack_b_panel(const T* B, int64_t ldb, bool trans_b, int64_t p0, int kc, int64_t j0, int cols,
                   int nr, T* dst) {
   if (!trans_b) {  // B is (K, N): a row of the panel is contiguous
+    if (cols == nr) {
+      switch (nr) {  // a fixed width becomes a few vector moves, not a memcpy call per row
+        case 8: return copy_rows<8>(B + p0 * ldb + j0, ldb, kc, dst);
+        case 16: return copy_rows<16>(B + p0 * ldb + j0, ldb, kc, dst);
+        case 32: return copy_rows<32>(B + p0 * ldb + j0, ldb, kc, dst);
+        default: break;
+      }
+    }
     for (int p = 0; p < kc; ++p) {
       const T* src = B + (p0 + p) * ldb + j0;
       T* d = dst + p * nr;

@@ -14,6 +14,13 @@ void ukernel_simd(int64_t kc, const typename V::T* __restrict a, const typename 
   using R = typename V::reg;
   constexpr int W = V::W;
   constexpr int NR = NV * W;
+  // The C tile is read (after the first K slice) and written only after the K loop; its rows are
+  // ldc apart, so without a prefetch each row is a cache miss the kernel waits for at the end.
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i) {
+    __builtin_prefetch(c + i * ldc, 1);
+    __builtin_prefetch(c + i * ldc + NR - 1, 1);
+  }
   R acc[MR][NV];
 #pragma GCC unroll 32
   for (int i = 0; i < MR; ++i)

@@ -9,6 +9,7 @@
 #include "kernels/gemm_kernels.hpp"
 #include "kernels/mlp/sparse_avx512.hpp"
 #include "kernels/sgd.hpp"
+#include "kernels/simd/avx2.hpp"
 #include "kernels/simd/avx512.hpp"
 
 namespace gk {
@@ -432,27 +433,15 @@ int64_t gather_scalar(T* xt, int64_t ldxt, const T* const* src, int nr, int64_t 
 // 8 rows x 8 floats through registers (8 loads, 24 shuffles, 8 stores).
 inline int64_t gather_8x8(float* xt, int64_t ldxt, const float* const* src, int64_t i0,
                           int64_t k) {
-  __m256 r[8], t[8];
+  __m256 r[8];
   int64_t nonzero = 0;
   for (int i = 0; i < 8; ++i) {
     r[i] = _mm256_loadu_ps(src[i] + k);
     nonzero += __builtin_popcount(
         unsigned(_mm256_cmp_ps_mask(r[i], _mm256_setzero_ps(), _CMP_NEQ_UQ)));
   }
-  for (int i = 0; i < 8; i += 2) {
-    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-  }
-  for (int i = 0; i < 8; i += 4) {
-    r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
-    r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
-    r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-    r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-  }
-  for (int i = 0; i < 4; ++i) {
-    _mm256_storeu_ps(xt + (k + i) * ldxt + i0, _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
-    _mm256_storeu_ps(xt + (k + i + 4) * ldxt + i0, _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
-  }
+  simd::avx2::transpose8x8(r);
+  for (int i = 0; i < 8; ++i) _mm256_storeu_ps(xt + (k + i) * ldxt + i0, r[i]);
   return nonzero;
 }
 
