@@ -266,7 +266,11 @@ void gemm_packed_block(const detail::Ukernel<T>& uk, const Blocking& blk, bool t
                        int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
                        T* C, int64_t ldc, bool accumulate, const T* bias, Act act, T slope) {
   const int MR = uk.mr, NR = uk.nr;
-  const int64_t KC = std::min<int64_t>(blk.kc, K);
+  // K in equal slices of at most blk.kc (rounded up to whole vectors of the packing): K = 784
+  // at kc 256 is 4 x 196 rather than 3 x 256 + 16, whose last slice would pay the C tile's load
+  // and store for 16 multiply-adds per element.
+  const int64_t slices = (K + blk.kc - 1) / blk.kc;
+  const int64_t KC = std::min<int64_t>(blk.kc, ((K + slices - 1) / slices + 7) / 8 * 8);
   // Shrink the blocks to the problem (rounded up to whole panels) so small calls use small buffers.
   const int64_t MC = std::min<int64_t>(blk.mc, (M + MR - 1) / MR * MR);
   const int64_t NC = std::min<int64_t>(blk.nc, (N + NR - 1) / NR * NR);

@@ -11,6 +11,7 @@
 #include <climits>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 
 #include "kernels/kmeans/tile.hpp"
 
@@ -103,6 +104,69 @@ inline void fold(RowBest<T>& rb, const typename Simd<T>::reg (&acc)[NV], const T
   }
 }
 
+// Lloyd's float argmin without a branch per centre: each of the HALF = 16 lanes keeps its own
+// running best and its centre index (centres base + lane, in increasing base, so a lane keeps
+// the first of equal values), and the lanes are reduced once per row at the end: the smallest
+// value, then the smallest index among equal values, which is the scalar fold's answer. A NaN
+// distance never compares less, in both.
+struct LaneBest {
+  __m256 best[NV];
+  __m256i arg[NV];
+  LaneBest() {
+    for (int v = 0; v < NV; ++v) {
+      best[v] = _mm256_set1_ps(std::numeric_limits<float>::infinity());
+      arg[v] = _mm256_setzero_si256();
+    }
+  }
+  void fold(const __m256 (&acc)[NV], const float* cn, int64_t base) {
+    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) {
+      const __m256 dist = _mm256_fnmadd_ps(_mm256_set1_ps(2.0f), acc[v], _mm256_loadu_ps(cn + 8 * v));
+      const __m256 less = _mm256_cmp_ps(dist, best[v], _CMP_LT_OQ);
+      const __m256i idx = _mm256_add_epi32(_mm256_set1_epi32(int32_t(base + 8 * v)), lanes);
+      best[v] = _mm256_blendv_ps(best[v], dist, less);
+      arg[v] = _mm256_castps_si256(
+          _mm256_blendv_ps(_mm256_castsi256_ps(arg[v]), _mm256_castsi256_ps(idx), less));
+    }
+  }
+  void result(int32_t* label, float* mind) const {
+    alignas(32) float b[NV * 8];
+    alignas(32) int32_t a[NV * 8];
+    for (int v = 0; v < NV; ++v) {
+      _mm256_store_ps(b + 8 * v, best[v]);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(a + 8 * v), arg[v]);
+    }
+    float bb = b[0];
+    int32_t ba = a[0];
+    for (int l = 1; l < NV * 8; ++l)
+      if (b[l] < bb || (b[l] == bb && a[l] < ba)) bb = b[l], ba = a[l];
+    *label = ba;
+    *mind = bb;
+  }
+};
+
+void argmin_lanes(int32_t* label, float* mind, const float* X, int64_t rows, int64_t d,
+                  const float* packed, const float* cnorm, int64_t k) {
+  constexpr int64_t NR = kmeans_tile::panel_width<float>();
+  constexpr int64_t HALF = NV * 8;
+  for (int64_t i = 0; i < rows; i += MR) {
+    const int valid = static_cast<int>(std::min<int64_t>(MR, rows - i));
+    const float* xr[MR];
+    for (int r = 0; r < MR; ++r) xr[r] = X + (i + std::min(r, valid - 1)) * d;
+    LaneBest lb[MR];
+    // The padding past k has cnorm +inf, so its distance never wins: no column count per panel.
+    for (int64_t base = 0; base < k; base += HALF) {
+      const float* panel = packed + (base / NR) * NR * d + base % NR;
+      __m256 acc[MR][NV];
+      dot_half<float>(acc, xr, d, panel);
+#pragma GCC unroll 6
+      for (int r = 0; r < MR; ++r) lb[r].fold(acc[r], cnorm + base, base);
+    }
+    for (int r = 0; r < valid; ++r) lb[r].result(label + i + r, mind + i + r);
+  }
+}
+
 template <typename T, bool SECOND>
 void argmin_impl(int32_t* label, T* mind, T* mind2, const T* X, int64_t rows, int64_t d,
                  const T* packed, const T* cnorm, int64_t k) {
@@ -134,7 +198,8 @@ void argmin_impl(int32_t* label, T* mind, T* mind2, const T* X, int64_t rows, in
 template <typename T>
 void argmin_rows(int32_t* label, T* mind, const T* X, int64_t rows, int64_t d, const T* packed,
                  const T* cnorm, int64_t k) {
-  argmin_impl<T, false>(label, mind, nullptr, X, rows, d, packed, cnorm, k);
+  if constexpr (std::is_same_v<T, float>) argmin_lanes(label, mind, X, rows, d, packed, cnorm, k);
+  else argmin_impl<T, false>(label, mind, nullptr, X, rows, d, packed, cnorm, k);
 }
 
 template <typename T>
