@@ -64,6 +64,9 @@ void add_rows(double* out, const T* X, const T* w, const int32_t* idx, int64_t c
 #if defined(GRADKIT_HAVE_AVX512)
   if (tile_isa() == Isa::avx512) return kmeans_avx512::add_rows(out, X, w, idx, count, d);
 #endif
+#if defined(GRADKIT_HAVE_AVX2)
+  if (tile_isa() == Isa::avx2) return kmeans_avx2::add_rows(out, X, w, idx, count, d);
+#endif
   kmeans_portable::add_rows(out, X, w, idx, count, d);
 }
 

@@ -32,6 +32,28 @@ struct Simd<float> {
   static void store(float* p, reg v) { _mm256_storeu_ps(p, v); }
   static reg fmadd(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
   static reg fnmadd(reg a, reg b, reg c) { return _mm256_fnmadd_ps(a, b, c); }
+  static reg mul(reg a, reg b) { return _mm256_mul_ps(a, b); }
+  static reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
+  static reg load_partial(const float* p, int64_t n) {  // lanes past n read as 0
+    return _mm256_maskload_ps(p, lanes_below(int(n)));
+  }
+  // out[0..n) += v[0..n) in float64 (n <= 8)
+  static void add_to(double* out, reg v, int n) {
+    const __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
+    const __m256d hi = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+    if (n == W) {
+      _mm256_storeu_pd(out, _mm256_add_pd(_mm256_loadu_pd(out), lo));
+      _mm256_storeu_pd(out + 4, _mm256_add_pd(_mm256_loadu_pd(out + 4), hi));
+      return;
+    }
+    alignas(32) double t[8];
+    _mm256_store_pd(t, lo);
+    _mm256_store_pd(t + 4, hi);
+    for (int l = 0; l < n; ++l) out[l] += t[l];
+  }
+  static __m256i lanes_below(int n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
 };
 
 template <>
@@ -44,6 +66,21 @@ struct Simd<double> {
   static void store(double* p, reg v) { _mm256_storeu_pd(p, v); }
   static reg fmadd(reg a, reg b, reg c) { return _mm256_fmadd_pd(a, b, c); }
   static reg fnmadd(reg a, reg b, reg c) { return _mm256_fnmadd_pd(a, b, c); }
+  static reg mul(reg a, reg b) { return _mm256_mul_pd(a, b); }
+  static reg add(reg a, reg b) { return _mm256_add_pd(a, b); }
+  static reg load_partial(const double* p, int64_t n) {  // lanes past n read as 0
+    const __m256i lanes = _mm256_setr_epi64x(0, 1, 2, 3);
+    return _mm256_maskload_pd(p, _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), lanes));
+  }
+  static void add_to(double* out, reg v, int n) {  // out[0..n) += v[0..n), n <= 4
+    if (n == W) {
+      _mm256_storeu_pd(out, _mm256_add_pd(_mm256_loadu_pd(out), v));
+      return;
+    }
+    alignas(32) double t[4];
+    _mm256_store_pd(t, v);
+    for (int l = 0; l < n; ++l) out[l] += t[l];
+  }
 };
 
 // 6 rows x 2 vectors = 12 accumulators, 2 panel loads and a broadcast: 15 of the 16 registers,
@@ -193,7 +230,16 @@ void argmin_impl(int32_t* label, T* mind, T* mind2, const T* X, int64_t rows, in
   }
 }
 
+// 8 sums of 8 (4) lanes in registers, beside the loaded row vectors: within the 16 YMM registers.
+#include "kernels/kmeans/add_rows.inl"
+
 }  // namespace
+
+template <typename T>
+void add_rows(double* out, const T* X, const T* w, const int32_t* idx, int64_t count,
+              int64_t d) {
+  add_rows_impl<T, 8>(out, X, w, idx, count, d);
+}
 
 template <typename T>
 void argmin_rows(int32_t* label, T* mind, const T* X, int64_t rows, int64_t d, const T* packed,
@@ -208,6 +254,10 @@ void argmin2_rows(int32_t* label, T* mind, T* mind2, const T* X, int64_t rows, i
   argmin_impl<T, true>(label, mind, mind2, X, rows, d, packed, cnorm, k);
 }
 
+template void add_rows<float>(double*, const float*, const float*, const int32_t*, int64_t,
+                              int64_t);
+template void add_rows<double>(double*, const double*, const double*, const int32_t*, int64_t,
+                               int64_t);
 template void argmin_rows<float>(int32_t*, float*, const float*, int64_t, int64_t, const float*,
                                  const float*, int64_t);
 template void argmin_rows<double>(int32_t*, double*, const double*, int64_t, int64_t,

@@ -321,52 +321,14 @@ constexpr auto small_k_table(std::integer_sequence<int, K...>) {
   return std::array<Fn, sizeof...(K)>{&argmin_small_k<T, K + 1>...};
 }
 
-// out[p0, p0 + NV W) (the last vector holding `last` lanes) += the listed rows' weighted sum:
-// NV accumulators stay in registers while the rows stream by, so the sums cost one read of
-// each row and one update of out per call.
-template <typename T, int NV>
-inline void add_rows_vectors(double* out, const T* X, const T* w, const int32_t* idx,
-                             int64_t count, int64_t d, int64_t p0, int last) {
-  using S = Simd<T>;
-  using reg = typename S::reg;
-  const auto m = static_cast<__mmask16>(last >= 16 ? 0xffff : (1u << last) - 1);
-  auto load = [&](const T* x, int v) {
-    return v == NV - 1 && last < S::W ? S::load_masked(m, x + p0 + v * S::W)
-                                      : S::load(x + p0 + v * S::W);
-  };
-  reg acc[NV];
-  const T* x0 = X + static_cast<int64_t>(idx[0]) * d;
-  const reg w0 = S::set1(w ? w[idx[0]] : T(1));
-#pragma GCC unroll 16
-  for (int v = 0; v < NV; ++v) acc[v] = w ? S::mul(w0, load(x0, v)) : load(x0, v);
-  for (int64_t t = 1; t < count; ++t) {
-    const T* x = X + static_cast<int64_t>(idx[t]) * d;
-    if (w) {
-      const reg wt = S::set1(w[idx[t]]);
-#pragma GCC unroll 16
-      for (int v = 0; v < NV; ++v) acc[v] = S::fmadd(wt, load(x, v), acc[v]);
-    } else {
-#pragma GCC unroll 16
-      for (int v = 0; v < NV; ++v) acc[v] = S::add(acc[v], load(x, v));
-    }
-  }
-#pragma GCC unroll 16
-  for (int v = 0; v < NV; ++v) S::add_to(out + p0 + v * S::W, acc[v], v == NV - 1 ? last : S::W);
-}
+#include "kernels/kmeans/add_rows.inl"
 
 }  // namespace
 
 template <typename T>
 void add_rows(double* out, const T* X, const T* w, const int32_t* idx, int64_t count,
               int64_t d) {
-  constexpr int W = Simd<T>::W;
-  if (count <= 0) return;
-  const int64_t nfull = d / W;
-  const int last = static_cast<int>(d - nfull * W);
-  int64_t v = 0;
-  for (; v + 8 <= nfull; v += 8) add_rows_vectors<T, 8>(out, X, w, idx, count, d, v * W, W);
-  for (; v < nfull; ++v) add_rows_vectors<T, 1>(out, X, w, idx, count, d, v * W, W);
-  if (last) add_rows_vectors<T, 1>(out, X, w, idx, count, d, nfull * W, last);
+  add_rows_impl<T, 8>(out, X, w, idx, count, d);
 }
 
 template <typename T>
