@@ -116,7 +116,8 @@ def _check_weights(sample_weight, X, compute):
 def _chunk_partials(x, w, centers):
     from gradkit import _core
 
-    return _core.kmeans_chunk_partials(x, w, centers)
+    sums, weight, inertia, _ = _core.kmeans_chunk_partials(x, w, centers)
+    return sums, weight, inertia  # the labels stay on the worker
 
 
 def _add_partials(*parts):
