@@ -3,7 +3,8 @@ input here).
 
 The algorithm is Spark MLlib's distributed k-means with scikit-learn's semantics:
 
-* init "k-means||" (what the default "auto" runs on dask input): one row drawn with probability w, then 2 rounds in which every row joins the candidates independently with
+* init "k-means||" (what the default "auto" runs on dask input): one row drawn with
+  probability w, then 2 rounds in which every row joins the candidates independently with
   probability ``min(1, l w D^2 / sum w D^2)`` (l = 2 n_clusters, D the distance to the nearest
   candidate so far); each candidate is weighted by the weight of the rows nearest to it, and the
   driver reduces the candidates to n_clusters centres with gradkit's weighted k-means++ and a
@@ -12,11 +13,12 @@ The algorithm is Spark MLlib's distributed k-means with scikit-learn's semantics
   "k-means++" is gradkit's k-means++ on a uniform sample of the rows (weighted by w), drawn
   afresh for each of n_init runs (:func:`kmeans_plusplus_sample`, also callable to get such
   centres).
-* Lloyd: per chunk of rows, one task runs gradkit's kernel (per-cluster float64 sums, weights,
-  inertia); the driver adds the chunk results in a fixed tree, so the result does not depend
-  on which worker ran what. Empty clusters take the rows farthest from their centres, farthest
-  first (ties to the lower row index), as single-machine KMeans does; that needs one more pass,
-  only in the iterations where a cluster is empty. tol is relative to the mean feature variance.
+* Lloyd: per chunk of rows, one task runs single-machine Lloyd's own pass over it (labels,
+  per-cluster float64 sums, weights and inertia from one read of each row); the driver adds
+  the chunk results in a fixed tree, so the result does not depend on which worker ran what.
+  Empty clusters take the rows farthest from their centres, farthest first (ties to the lower
+  row index), as single-machine KMeans does; that needs one more pass, only in the iterations
+  where a cluster is empty. tol is relative to the mean feature variance.
 * Stopping: single-machine KMeans stops when no label changes or the squared centre shift is
   <= tol. Labels are not kept between iterations here (they would be lost with a worker); an
   unchanged labelling gives exactly the same sums, so the shift is then exactly 0 and the
