@@ -3,6 +3,7 @@ single-machine result, on a real multi-process LocalCluster (2 workers x 1 threa
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 from pathlib import Path
@@ -107,12 +108,67 @@ def test_kmeans_parallel_init_is_as_good_as_kmeans_plusplus(client):
     X = blobs(n=8000, d=4, k=10, seed=8, scale=6.0)
     dX = da.from_array(X, chunks=1000)
     single = gk.cluster.KMeans(10, n_init=3, random_state=0).fit(X)
-    for init in ("k-means||", "k-means++"):  # "k-means++" on dask input runs k-means||
+    for init in ("k-means||", "k-means++"):  # k-means++ on a sample of the dask array
         dist = gk.cluster.KMeans(10, init=init, random_state=0).fit(dX)
         assert dist.inertia_ <= 1.02 * single.inertia_
     sample = gk.cluster.dask.kmeans_plusplus_sample(dX, 10, sample_size=2000, random_state=0)
     dist = gk.cluster.KMeans(10, init=sample).fit(dX)
     assert dist.inertia_ <= 1.05 * single.inertia_
+
+
+def _spy_kmeans_parallel(monkeypatch):
+    calls = []
+    real = gk.cluster.dask._kmeans_parallel
+
+    def spy(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(gk.cluster.dask, "_kmeans_parallel", spy)
+    return calls
+
+
+def test_default_init_is_kmeans_parallel_on_dask_input(client, monkeypatch):
+    X = blobs(n=5000, d=4, k=5, seed=20)
+    dX = da.from_array(X, chunks=1000)
+    assert gk.cluster.KMeans(5).get_params()["init"] == "auto"
+    calls = _spy_kmeans_parallel(monkeypatch)
+    auto = gk.cluster.KMeans(5, random_state=3).fit(dX)
+    assert len(calls) == 1
+    explicit = gk.cluster.KMeans(5, init="k-means||", random_state=3).fit(dX)
+    assert len(calls) == 2
+    np.testing.assert_array_equal(auto.cluster_centers_, explicit.cluster_centers_)
+    assert auto.n_iter_ == explicit.n_iter_
+
+
+def test_explicit_kmeans_plusplus_runs_on_a_sample_of_dask_input(client, monkeypatch):
+    X = blobs(n=5000, d=4, k=5, seed=21)
+    w = np.random.default_rng(22).uniform(0.5, 2.0, X.shape[0])
+    dX, dw = da.from_array(X, chunks=1000), da.from_array(w, chunks=1000)
+    calls = _spy_kmeans_parallel(monkeypatch)
+    km = gk.cluster.KMeans(5, init="k-means++", random_state=4).fit(dX, sample_weight=dw)
+    assert not calls  # not k-means||
+    # the same draw as kmeans_plusplus_sample from the same seed, then Lloyd from those centres
+    init = gk.cluster.dask.kmeans_plusplus_sample(dX, 5, sample_weight=dw, random_state=4)
+    ref = gk.cluster.KMeans(5, init=init).fit(X, sample_weight=w)
+    assert km.n_iter_ == ref.n_iter_
+    np.testing.assert_allclose(km.cluster_centers_, ref.cluster_centers_, rtol=0, atol=1e-10)
+    # with n_init runs, each draws its own sample and the best inertia is kept
+    many = gk.cluster.KMeans(5, init="k-means++", n_init=3, random_state=4).fit(dX)
+    one = gk.cluster.KMeans(5, init="k-means++", n_init=1, random_state=4).fit(dX)
+    assert many.inertia_ <= one.inertia_ * (1 + 1e-12)
+
+
+def test_init_auto_in_memory_is_kmeans_plusplus_and_kmeans_parallel_needs_dask():
+    X = blobs(n=2000, d=3, k=4, seed=23)
+    auto = gk.cluster.KMeans(4, random_state=5).fit(X)
+    pp = gk.cluster.KMeans(4, init="k-means++", random_state=5).fit(X)
+    np.testing.assert_array_equal(auto.cluster_centers_, pp.cluster_centers_)
+    np.testing.assert_array_equal(auto.labels_, pp.labels_)
+    with pytest.raises(ValueError, match=r"init='k-means\|\|'.*dask array"):
+        gk.cluster.KMeans(4, init="k-means||").fit(X)
+    with pytest.raises(ValueError, match="init"):
+        gk.cluster.KMeans(4, init="kmeans||").fit(X)
 
 
 def test_predict_transform_fit_predict_are_lazy_and_match(client):
@@ -272,6 +328,12 @@ def test_bad_dask_input_names_the_argument(client):
         gk.cluster.KMeans(3).fit(split)
     with pytest.raises(ValueError, match="sample_weight is chunked"):
         gk.cluster.KMeans(3).fit(dX, sample_weight=da.ones(600, chunks=300))
+    with pytest.raises(ValueError, match=re.escape("init='kmeans' must be 'auto', 'k-means||'")):
+        gk.cluster.KMeans(3, init="kmeans").fit(dX)
+    one_row = da.from_array(np.r_[np.zeros(599), 1.0], chunks=200)  # row 599 not in the sample
+    with pytest.raises(ValueError, match="sample_weight is zero on all 50 sampled rows"):
+        gk.cluster.dask.kmeans_plusplus_sample(dX, 3, sample_size=50, sample_weight=one_row,
+                                               random_state=0)
     model = mlp([5, 3])
     opt = gk.optim.SGD(model.parameters(), lr=0.1)
     y = da.from_array(np.zeros(600, dtype=np.int64), chunks=300)

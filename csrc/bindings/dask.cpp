@@ -33,22 +33,25 @@ void bind_dtype(py::module_& m) {
           wp = w.data();
         }
         carray<double> sums({k, d}), weight(k);
+        carray<int32_t> labels(n);
         double* s = sums.mutable_data();
         double* wt = weight.mutable_data();
+        int32_t* lab = labels.mutable_data();
         double inertia;
         {
           py::gil_scoped_release release;
           std::fill(s, s + k * d, 0.0);
           std::fill(wt, wt + k, 0.0);
           inertia = n == 0 ? 0.0
-                           : gk::kmeans_chunk_partials(s, wt, X.data(), wp, centers.data(), n, d,
-                                                       k, /*n_threads=*/1);
+                           : gk::kmeans_chunk_partials(lab, s, wt, X.data(), wp, centers.data(),
+                                                       n, d, k, /*n_threads=*/1);
         }
-        return py::make_tuple(sums, weight, inertia);
+        return py::make_tuple(sums, weight, inertia, labels);
       },
       py::arg("X").noconvert(), py::arg("sample_weight"), py::arg("centers").noconvert(),
-      "Per-cluster float64 sums (k, d) and weights (k,) of a chunk's rows and its inertia, "
-      "for the nearest of `centers` (one thread: the task is the unit of parallelism).");
+      "(sums (k, d), weights (k,), inertia, labels (n,) int32) of a chunk's rows for the nearest "
+      "of `centers`, from one pass (float64 sums and weights; one thread: the task is the unit "
+      "of parallelism).");
 }
 
 }  // namespace

@@ -7,12 +7,14 @@
 
 namespace gk {
 
-// Assigns each row to its nearest centre with kmeans_assign's tile (first on ties) and adds
-// w x into sums (k, d) and w into weight (k,), both float64 and accumulated (+=), in row
-// order. Returns the inertia of the chunk w.r.t. `centers` (expanded form, as kmeans_assign).
-// Scratch: n int32 labels.
+// One pass over the chunk, the pass of single-machine Lloyd (kmeans/lloyd.cpp lloyd_pass):
+// labels (OUT, n) = the nearest centre by the k-means tile (first on ties); sums (k, d) += the
+// weighted rows of each cluster and weight (k,) += their weights, both float64, summed as
+// single-machine KMeans sums them; returns the chunk's inertia w.r.t. `centers` (expanded
+// form, as kmeans_assign).
 template <typename T>
-double kmeans_chunk_partials(double* sums, double* weight, const T* X, const T* w,
-                             const T* centers, int64_t n, int64_t d, int64_t k, int n_threads);
+double kmeans_chunk_partials(int32_t* labels, double* sums, double* weight, const T* X,
+                             const T* w, const T* centers, int64_t n, int64_t d, int64_t k,
+                             int n_threads);
 
 }  // namespace gk

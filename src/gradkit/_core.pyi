@@ -151,6 +151,8 @@ def kmeans_mean_variance(X: _Array[_F], n_threads: int) -> float:
 # ------------------------------------------------------------------------ dask.cpp
 def kmeans_chunk_partials(X: _Array[_F], sample_weight: _Array[_F] | None,
                           centers: _Array[_F]) -> tuple[npt.NDArray[np.float64],
-                                                        npt.NDArray[np.float64], float]:
-    """Per-cluster float64 sums (k, d) and weights (k,) of a chunk's rows and its inertia, for
-    the nearest of `centers` (one thread: the task is the unit of parallelism)."""
+                                                        npt.NDArray[np.float64], float,
+                                                        npt.NDArray[np.int32]]:
+    """(sums (k, d), weights (k,), inertia, labels (n,) int32) of a chunk's rows for the nearest
+    of `centers`, from one pass (float64 sums and weights; one thread: the task is the unit of
+    parallelism)."""

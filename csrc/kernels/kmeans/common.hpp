@@ -304,6 +304,12 @@ double centers_from_sums(T* centers_new, const std::vector<double>& sums,
                          const std::vector<double>& weight, const T* centers, int64_t d,
                          int64_t k);
 
+// One Lloyd pass over X by fixed chunks: labels (OUT; changes counted against their values
+// on entry) and per-chunk sums, weights and inertia, not yet reduced. lloyd.cpp.
+template <typename T>
+void lloyd_pass(std::vector<Partial>& parts, int32_t* labels, const T* X, const T* w,
+                const T* centers, int64_t n, int64_t d, int64_t k, int n_threads);
+
 // The chunk partials added in chunk order, empty clusters relocated, new centres out: the end
 // of every driver's pass. update.cpp.
 template <typename T>

@@ -69,6 +69,22 @@ bool is_small_fit(int64_t n, int64_t d, int64_t k) {  // one chunk, one thread: 
   return n_chunks(n) == 1 && 2.0 * n * d * k < 2e5;
 }
 
+// One Lloyd pass by fixed chunks of rows (labels, and per chunk the float64 sums, weights and
+// inertia), not yet reduced: kmeans_lloyd_step reduces it here, gradkit.cluster.dask across
+// processes (kernels/cluster_partials.cpp).
+template <typename T>
+void lloyd_pass(std::vector<Partial>& parts, int32_t* labels, const T* X, const T* w,
+                const T* centers, int64_t n, int64_t d, int64_t k, int n_threads) {
+  const Packed<T> pk(centers, k, d, use_small_k<T>(k, d));
+  chunked_pass(parts, labels, X, w, n, d, k, /*update=*/true, n_threads, 2.0 * n * d * k,
+               tile_labeler(pk, X, w, d, k));
+}
+
+template void lloyd_pass<float>(std::vector<Partial>&, int32_t*, const float*, const float*,
+                                const float*, int64_t, int64_t, int64_t, int);
+template void lloyd_pass<double>(std::vector<Partial>&, int32_t*, const double*, const double*,
+                                 const double*, int64_t, int64_t, int64_t, int);
+
 template double lloyd_small_fit<float>(float*, int32_t*, int64_t*, const float*, const float*,
                                        int64_t, int64_t, int64_t, int, double);
 template double lloyd_small_fit<double>(double*, int32_t*, int64_t*, const double*,
@@ -82,10 +98,8 @@ template <typename T>
 LloydStepStats kmeans_lloyd_step(T* centers_new, int32_t* labels, const T* X, const T* w,
                                  const T* centers, int64_t n, int64_t d, int64_t k,
                                  int n_threads) {
-  const Packed<T> pk(centers, k, d, use_small_k<T>(k, d));
   std::vector<Partial> parts;
-  chunked_pass(parts, labels, X, w, n, d, k, /*update=*/true, n_threads, 2.0 * n * d * k,
-               tile_labeler(pk, X, w, d, k));
+  lloyd_pass(parts, labels, X, w, centers, n, d, k, n_threads);
   return reduce_and_update(centers_new, parts, labels, X, w, centers, n, d, k);
 }
 

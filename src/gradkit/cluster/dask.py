@@ -3,19 +3,22 @@ input here).
 
 The algorithm is Spark MLlib's distributed k-means with scikit-learn's semantics:
 
-* init "k-means||" (the default on dask input, also what "k-means++" means there): one row drawn
-  with probability w, then 2 rounds in which every row joins the candidates independently with
+* init "k-means||" (what the default "auto" runs on dask input): one row drawn with
+  probability w, then 2 rounds in which every row joins the candidates independently with
   probability ``min(1, l w D^2 / sum w D^2)`` (l = 2 n_clusters, D the distance to the nearest
   candidate so far); each candidate is weighted by the weight of the rows nearest to it, and the
   driver reduces the candidates to n_clusters centres with gradkit's weighted k-means++ and a
   weighted Lloyd run. "random" draws n_clusters distinct rows with probability w (the same
   draw as single-machine KMeans for the same random_state); an array is used as given;
-  :func:`kmeans_plusplus_sample` gives k-means++ on a sample, to pass as init.
-* Lloyd: per chunk of rows, one task runs gradkit's kernel (per-cluster float64 sums, weights,
-  inertia); the driver adds the chunk results in a fixed tree, so the result does not depend
-  on which worker ran what. Empty clusters take the rows farthest from their centres, farthest
-  first (ties to the lower row index), as single-machine KMeans does; that needs one more pass,
-  only in the iterations where a cluster is empty. tol is relative to the mean feature variance.
+  "k-means++" is gradkit's k-means++ on a uniform sample of the rows (weighted by w), drawn
+  afresh for each of n_init runs (:func:`kmeans_plusplus_sample`, also callable to get such
+  centres).
+* Lloyd: per chunk of rows, one task runs single-machine Lloyd's own pass over it (labels,
+  per-cluster float64 sums, weights and inertia from one read of each row); the driver adds
+  the chunk results in a fixed tree, so the result does not depend on which worker ran what.
+  Empty clusters take the rows farthest from their centres, farthest first (ties to the lower
+  row index), as single-machine KMeans does; that needs one more pass, only in the iterations
+  where a cluster is empty. tol is relative to the mean feature variance.
 * Stopping: single-machine KMeans stops when no label changes or the squared centre shift is
   <= tol. Labels are not kept between iterations here (they would be lost with a worker); an
   unchanged labelling gives exactly the same sums, so the shift is then exactly 0 and the
@@ -116,7 +119,8 @@ def _check_weights(sample_weight, X, compute):
 def _chunk_partials(x, w, centers):
     from gradkit import _core
 
-    return _core.kmeans_chunk_partials(x, w, centers)
+    sums, weight, inertia, _ = _core.kmeans_chunk_partials(x, w, centers)
+    return sums, weight, inertia  # the labels stay on the worker
 
 
 def _add_partials(*parts):
@@ -318,29 +322,36 @@ def _kmeans_parallel(X, w, chunks, n_clusters, random_state):
 def kmeans_plusplus_sample(X, n_clusters, *, sample_size=None, sample_weight=None,
                            random_state=None):
     """k-means++ on a uniform sample of the rows of the dask array X (weighted by sample_weight
-    when given): centres (n_clusters, n_features) to pass as KMeans(init=...). sample_size
-    defaults to max(10,000, 100 n_clusters) rows, capped at X's rows. Only the sample is
-    gathered."""
+    when given): centres (n_clusters, n_features), what KMeans(init="k-means++") starts from on
+    dask input. sample_size defaults to max(10,000, 100 n_clusters) rows, capped at X's rows.
+    Only the sample is gathered."""
     from sklearn.utils import check_random_state
 
+    X = check_dask_matrix(X)
+    w = None if sample_weight is None else check_row_chunks(sample_weight, X, "sample_weight")
+    return _plusplus_on_sample(X, w, n_clusters, sample_size, check_random_state(random_state),
+                               _compute_function())
+
+
+def _plusplus_on_sample(X, w, n_clusters, sample_size, random_state, compute):
     from gradkit.cluster.kmeans import kmeans_plusplus
 
-    X = check_dask_matrix(X)
-    compute = _compute_function()
-    rs = check_random_state(random_state)
     n = X.shape[0]
     size = min(n, max(_SAMPLE_ROWS, 100 * n_clusters) if sample_size is None
                else int(sample_size))
     if size < n_clusters:
         raise ValueError(f"sample_size={size} must be >= n_clusters={n_clusters}")
-    idx = np.sort(rs.choice(n, size=size, replace=False))
-    sample = compute(X[idx])[0]
-    sw = None
-    if sample_weight is not None:
-        sw = compute(check_row_chunks(sample_weight, X, "sample_weight")[idx])[0]
-        sw = sw.astype(X.dtype)
+    idx = np.sort(random_state.choice(n, size=size, replace=False))
+    if w is None:
+        sample, sw = compute(X[idx])[0], None
+    else:
+        sample, sw = compute(X[idx], w[idx])
+        sw = np.ascontiguousarray(sw, dtype=X.dtype)
+        if not sw.any():
+            raise ValueError(f"sample_weight is zero on all {size} sampled rows: k-means++ "
+                             f"on a sample needs weighted rows there; use init='k-means||'")
     return kmeans_plusplus(np.ascontiguousarray(sample), n_clusters, sample_weight=sw,
-                           random_state=rs)[0]
+                           random_state=random_state)[0]
 
 
 def _compute_function():
@@ -357,9 +368,11 @@ def _check_params(est, X):
         raise ValueError(f"n_clusters={k} must be <= n_samples={X.shape[0]}")
     init = est.init
     if isinstance(init, str):
-        if init not in ("k-means||", "k-means++", "random"):
-            raise ValueError(f"init={init!r} must be 'k-means||', 'k-means++', 'random' or an "
-                             f"array for dask input")
+        if init not in ("auto", "k-means||", "k-means++", "random"):
+            raise ValueError(f"init={init!r} must be 'auto', 'k-means||', 'k-means++', 'random' "
+                             f"or an array for dask input")
+        if init == "auto":
+            init = "k-means||"
     else:
         init = np.asarray(init)
         if init.shape != (k, X.shape[1]):
@@ -409,6 +422,8 @@ def fit(est, X, sample_weight=None):
             elif init == "random":
                 centers0 = _rows(Xp, _draw_rows(X.shape[0], est.n_clusters, wp, rs, compute),
                                  compute)
+            elif init == "k-means++":
+                centers0 = _plusplus_on_sample(Xp, wp, est.n_clusters, None, rs, compute)
             else:
                 centers0 = _kmeans_parallel(Xp, wp, chunks, est.n_clusters, rs)
             centers, n_iter = _lloyd(chunks, np.ascontiguousarray(centers0, dtype=X.dtype),

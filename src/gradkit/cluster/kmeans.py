@@ -178,8 +178,14 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
     Parameters
     ----------
     n_clusters : int, default=8
-    init : {"k-means++", "random"} or array of shape (n_clusters, n_features)
-    n_init : "auto" or int, default="auto" (1 for "k-means++" or an array, 10 for "random")
+    init : {"auto", "k-means++", "k-means||", "random"} or array of shape (n_clusters,
+        n_features), default="auto". "auto" is "k-means++" for in-memory X and "k-means||"
+        for a dask array (as scikit-learn's "auto" options pick by the input). "k-means++" on
+        a dask array runs k-means++ on a sample of the rows
+        (gradkit.cluster.dask.kmeans_plusplus_sample); "k-means||" (2 rounds of oversampling,
+        as Spark MLlib) needs a dask array: in-memory X raises ValueError (use "k-means++").
+    n_init : "auto" or int, default="auto" (1 for "k-means++", "k-means||" or an array, 10 for
+        "random")
     max_iter : int, default=300
     tol : float, default=1e-4, relative to the mean feature variance of X
     random_state : None, int or RandomState
@@ -192,7 +198,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
 
     _parameter_constraints: dict = {
         "n_clusters": [Interval(numbers.Integral, 1, None, closed="left")],
-        "init": [StrOptions({"k-means++", "random"}), "array-like"],
+        "init": [StrOptions({"auto", "k-means++", "k-means||", "random"}), "array-like"],
         "n_init": [StrOptions({"auto"}), Interval(numbers.Integral, 1, None, closed="left")],
         "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
         "tol": [Interval(numbers.Real, 0, None, closed="left")],
@@ -201,7 +207,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
         "algorithm": [StrOptions({"auto", *_ALGORITHMS})],
     }
 
-    def __init__(self, n_clusters=8, *, init="k-means++", n_init="auto", max_iter=300,
+    def __init__(self, n_clusters=8, *, init="auto", n_init="auto", max_iter=300,
                  tol=1e-4, random_state=None, n_threads=None, algorithm="auto"):
         self.n_clusters = n_clusters
         self.init = init
@@ -232,7 +238,11 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
     def _check_init(self, X):
         init = self.init
         if isinstance(init, str):
-            return init
+            if init == "k-means||":
+                raise ValueError("init='k-means||' runs on a dask array only (its rounds sample "
+                                 "across chunks); for in-memory X use init='k-means++' (what "
+                                 "init='auto' runs)")
+            return "k-means++" if init == "auto" else init
         expected = (self.n_clusters, X.shape[1])
         if np.ndim(init) != 2:
             raise ValueError(f"init has shape {np.shape(init)}; it must be (n_clusters, "
@@ -248,7 +258,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
         accepts (the common case); anything else is left to sklearn's validation."""
         n_init, rs, nt = self.n_init, self.random_state, self.n_threads
         return (type(self.n_clusters) is int and self.n_clusters >= 1
-                and type(self.init) is str and self.init in ("k-means++", "random")
+                and type(self.init) is str and self.init in ("auto", "k-means++", "random")
                 and (n_init == "auto" if type(n_init) is str
                      else type(n_init) is int and n_init >= 1)
                 and type(self.max_iter) is int and self.max_iter >= 1
