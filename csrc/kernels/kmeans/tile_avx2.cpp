@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <limits>
 #include <type_traits>
+#include <vector>
 
 #include "kernels/kmeans/tile.hpp"
 
@@ -88,17 +89,15 @@ struct Simd<double> {
 constexpr int MR = 6;
 constexpr int NV = 2;
 
-// acc[r][v] = sum_p x_r[p] panel[p, v W + col0 ...] over a half panel starting at column col0.
+// acc[r][v] += x_r[p] panel[p, v W ...] for p in [p0, p1), over a half panel (the caller zeroes
+// acc, or reloads it to continue the chain: a chain cut into pieces this way is the same
+// sequence of fused multiply-adds, so the same bits).
 template <typename T>
-inline void dot_half(typename Simd<T>::reg (&acc)[MR][NV], const T* const (&xr)[MR], int64_t d,
-                     const T* panel) {
+inline void dot_half(typename Simd<T>::reg (&acc)[MR][NV], const T* const (&xr)[MR], int64_t p0,
+                     int64_t p1, const T* panel) {
   using S = Simd<T>;
   constexpr int64_t NR = kmeans_tile::panel_width<T>();
-#pragma GCC unroll 6
-  for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) acc[r][v] = S::zero();
-  for (int64_t p = 0; p < d; ++p) {
+  for (int64_t p = p0; p < p1; ++p) {
     const typename S::reg b0 = S::load(panel + p * NR), b1 = S::load(panel + p * NR + S::W);
 #pragma GCC unroll 6
     for (int r = 0; r < MR; ++r) {
@@ -107,6 +106,14 @@ inline void dot_half(typename Simd<T>::reg (&acc)[MR][NV], const T* const (&xr)[
       acc[r][1] = S::fmadd(a, b1, acc[r][1]);
     }
   }
+}
+
+template <typename T>
+inline void zero(typename Simd<T>::reg (&acc)[MR][NV]) {
+#pragma GCC unroll 6
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) acc[r][v] = Simd<T>::zero();
 }
 
 // Per row, the running best (and second best) distance and the best index, kept in memory:
@@ -183,24 +190,52 @@ struct LaneBest {
   }
 };
 
+// Rows go GROUPS x MR at a time and d in slices of DSLICE: a half panel's slice (DSLICE x 16
+// floats, 16 KiB) stays in L1 while the groups' rows pass, where a whole half panel at large d
+// (50 KiB at d = 784) would stream from L2 for every group. The accumulators of each (group,
+// half panel) wait in `saved` between slices, so every dot product is still one chain.
+constexpr int GROUPS = 8;
+constexpr int64_t DSLICE = 256;
+
 void argmin_lanes(int32_t* label, float* mind, const float* X, int64_t rows, int64_t d,
                   const float* packed, const float* cnorm, int64_t k) {
   constexpr int64_t NR = kmeans_tile::panel_width<float>();
   constexpr int64_t HALF = NV * 8;
-  for (int64_t i = 0; i < rows; i += MR) {
-    const int valid = static_cast<int>(std::min<int64_t>(MR, rows - i));
-    const float* xr[MR];
-    for (int r = 0; r < MR; ++r) xr[r] = X + (i + std::min(r, valid - 1)) * d;
-    LaneBest lb[MR];
-    // The padding past k has cnorm +inf, so its distance never wins: no column count per panel.
-    for (int64_t base = 0; base < k; base += HALF) {
-      const float* panel = packed + (base / NR) * NR * d + base % NR;
-      __m256 acc[MR][NV];
-      dot_half<float>(acc, xr, d, panel);
+  const int64_t halves = (k + HALF - 1) / HALF;
+  thread_local std::vector<float> saved;
+  if (d > DSLICE) saved.resize(size_t(GROUPS * halves * MR * HALF));
+  for (int64_t i0 = 0; i0 < rows; i0 += GROUPS * MR) {
+    const int64_t block = std::min<int64_t>(GROUPS * MR, rows - i0);
+    const int groups = static_cast<int>((block + MR - 1) / MR);
+    // Missing rows of the last group repeat the last valid row; their results are dropped.
+    const float* xr[GROUPS][MR];
+    for (int g = 0; g < groups; ++g)
+      for (int r = 0; r < MR; ++r) xr[g][r] = X + (i0 + std::min<int64_t>(g * MR + r, block - 1)) * d;
+    LaneBest lb[GROUPS * MR];
+    for (int64_t p0 = 0; p0 < d; p0 += DSLICE) {
+      const int64_t p1 = std::min(d, p0 + DSLICE);
+      // The padding past k has cnorm +inf, so its distance never wins: no column count.
+      for (int64_t h = 0; h < halves; ++h) {
+        const float* panel = packed + (h * HALF / NR) * NR * d + h * HALF % NR;
+        for (int g = 0; g < groups; ++g) {
+          __m256 acc[MR][NV];
+          float* sv = saved.data() + (g * halves + h) * MR * HALF;
+          if (p0 == 0) zero<float>(acc);
+          else
+            for (int r = 0; r < MR; ++r)
+              for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_loadu_ps(sv + (r * NV + v) * 8);
+          dot_half<float>(acc, xr[g], p0, p1, panel);
+          if (p1 == d) {
 #pragma GCC unroll 6
-      for (int r = 0; r < MR; ++r) lb[r].fold(acc[r], cnorm + base, base);
+            for (int r = 0; r < MR; ++r) lb[g * MR + r].fold(acc[r], cnorm + h * HALF, h * HALF);
+          } else {
+            for (int r = 0; r < MR; ++r)
+              for (int v = 0; v < NV; ++v) _mm256_storeu_ps(sv + (r * NV + v) * 8, acc[r][v]);
+          }
+        }
+      }
     }
-    for (int r = 0; r < valid; ++r) lb[r].result(label + i + r, mind + i + r);
+    for (int64_t r = 0; r < block; ++r) lb[r].result(label + i0 + r, mind + i0 + r);
   }
 }
 
@@ -219,7 +254,8 @@ void argmin_impl(int32_t* label, T* mind, T* mind2, const T* X, int64_t rows, in
     for (int64_t base = 0; base < k; base += HALF) {
       const T* panel = packed + (base / NR) * NR * d + base % NR;
       typename S::reg acc[MR][NV];
-      dot_half<T>(acc, xr, d, panel);
+      zero<T>(acc);
+      dot_half<T>(acc, xr, 0, d, panel);
       for (int r = 0; r < valid; ++r) fold<T, SECOND>(rb[r], acc[r], cnorm + base, base, k);
     }
     for (int r = 0; r < valid; ++r) {
