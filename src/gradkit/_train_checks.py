@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gradkit._validation import describe_position, first_nonfinite
+from gradkit._validation import all_finite, describe_position, first_nonfinite
 
 
 def check_optimizer_params(model, optimizer):
@@ -21,7 +21,7 @@ def check_optimizer_params(model, optimizer):
 
 
 def params_finite(params):
-    return all(first_nonfinite(p.value) is None for p in params)
+    return all_finite([p.value for p in params])
 
 
 def snapshot(params, optimizer):

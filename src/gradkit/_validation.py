@@ -117,6 +117,16 @@ def choice(value, name, options):
     return value
 
 
+def all_finite(arrays):
+    """True if no float array of `arrays` holds a NaN or an infinity, by the sum of each (see
+    first_nonfinite); one floating-point error state for all of them, since entering one costs
+    more than the sum of a small array (a tiny network's parameters are checked after every
+    fit call)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return all(arr.dtype.kind != "f" or arr.size == 0
+                   or math.isfinite(float(np.add.reduce(arr, axis=None))) for arr in arrays)
+
+
 def first_nonfinite(arr):
     """Index tuple of the first NaN or infinite entry of a float array, or None if all are finite.
 
@@ -124,11 +134,8 @@ def first_nonfinite(arr):
     costs one vectorised pass and no temporary; only a non-finite sum (bad data, or finite
     values whose sum overflows) pays for the element-wise search.
     """
-    if arr.dtype.kind != "f" or arr.size == 0:
+    if all_finite([arr]):
         return None
-    with np.errstate(over="ignore", invalid="ignore"):
-        if math.isfinite(float(np.add.reduce(arr, axis=None))):
-            return None
     bad = np.flatnonzero(~np.isfinite(arr.reshape(-1)))
     return tuple(int(i) for i in np.unravel_index(bad[0], arr.shape)) if bad.size else None
 
