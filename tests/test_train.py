@@ -1013,3 +1013,28 @@ def test_numba_fused_epoch_says_it_runs_sgd_only():
         hist = gk.fit(model, losses.MSELoss(), optim.Adam(model.parameters()), np.zeros((4, 3)),
                       np.zeros((4, 2)), progress=False)
     assert hist.fused is False
+
+
+def test_fused_adam_divergence_restores_parameters_and_moments():
+    """A NaN row in epoch 2 (check_finite=False): fit raises, and the model and Adam's state are
+    those after epoch 1 (moments and step counts too), as the layer-by-layer path leaves them."""
+    X, y = blobs(100)
+    X_bad = X.copy()
+    X_bad[70, 2] = np.nan
+    model = mlp([5, 6, 3], [nn.ReLU])
+    opt = optim.Adam(model.parameters(), lr=0.01, amsgrad=True)
+    with gk.use_backend("cpp"):
+        gk.fit(model, losses.CrossEntropyLoss(), opt, X, y, epochs=1, batch_size=16,
+               shuffle=False, progress=False, fused=True)
+        after_one, state_one = params_of(model), opt.state_dict()
+        with pytest.raises(TrainingDivergedError, match="epoch 2, step 5 of 7"):
+            gk.fit(model, losses.CrossEntropyLoss(), opt, X_bad, y, epochs=2, initial_epoch=1,
+                   batch_size=16, shuffle=False, progress=False, fused=True, check_finite=False)
+    for a, b in zip(params_of(model), after_one):
+        np.testing.assert_array_equal(a, b)
+    state = opt.state_dict()
+    assert state["state"].keys() == state_one["state"].keys()
+    for i, entry in state_one["state"].items():
+        assert state["state"][i]["step"] == entry["step"] == 7
+        for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
+            np.testing.assert_array_equal(state["state"][i][key], entry[key])
