@@ -4,9 +4,10 @@ Two paths give the same parameters for the same seed (within float tolerance):
 
 * fused: a Sequential of Linear layers and ReLU/LeakyReLU/Sigmoid/Tanh/Identity, a
   CrossEntropy/MSE/L1/BCEWithLogits loss (reduction "mean" or "sum") and SGD on the cpp or numba
-  backend, or Adam/AdamW on the cpp backend (``_spec.FUSED_OPTIMIZERS``), runs each epoch in one
-  compiled call (forward, loss, backward and update over all
-  mini-batches, buffers allocated once, GIL released). With a progress bar the epoch runs in
+  backend, or Adam/AdamW on the cpp backend (``_spec.FUSED_OPTIMIZERS``; elsewhere they take
+  the layer-by-layer path and ``fused=True`` says why), runs each epoch in one compiled call
+  (forward, loss, backward and update over all mini-batches, buffers allocated once, GIL
+  released). With a progress bar the epoch runs in
   chunks of steps so the bar can move; the arithmetic does not change. With AVX-512 the C++
   epoch visits each mini-batch's rows in an order of similar zero patterns (the same rows, so
   only the rounding of the sums over rows differs).
@@ -331,7 +332,8 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 3
         check_finite: bool = True, initial_epoch: int = 0,
         restore_best: bool = False, sync_every: int | None = None, client=None,
         sparse_input="auto") -> History:
-    """Train ``model`` by mini-batch descent with ``optimizer`` (SGD, Adam, AdamW); returns a History (loss, val_loss, val_accuracy).
+    """Train ``model`` by mini-batch descent with ``optimizer`` (SGD, Adam, AdamW); returns a
+    History (loss, val_loss, val_accuracy).
 
     Each epoch visits every row once, in mini-batches of ``batch_size`` (the last may be
     smaller), in an order drawn from ``np.random.default_rng(seed)`` when ``shuffle``. With
