@@ -171,7 +171,12 @@ def _runner(impl, model, loss_fn, opt, X, y, batch, *, shuffle=True, epochs=1):
     if impl == "torch":
         torch = _torch()
         tmodel = _torch_copy(torch, model)
-        topt = torch.optim.SGD(tmodel.parameters(), lr=opt.lr, momentum=opt.momentum)
+        if isinstance(opt, optim.Adam):  # Adam or AdamW: torch's class of the same name
+            topt = getattr(torch.optim, type(opt).__name__)(
+                tmodel.parameters(), lr=opt.lr, betas=opt.betas, eps=opt.eps,
+                weight_decay=opt.weight_decay, amsgrad=opt.amsgrad)
+        else:
+            topt = torch.optim.SGD(tmodel.parameters(), lr=opt.lr, momentum=opt.momentum)
         tX = torch.from_numpy(X)
         ty = torch.from_numpy(y)
         tloss = (torch.nn.functional.cross_entropy
@@ -232,6 +237,27 @@ def test_epoch_784_256_10(benchmark, pixels, batch, impl, record):
     record(benchmark, impl, steps=-(-X.shape[0] // batch), threads=THREADS)
     benchmark.pedantic(run, rounds=3, iterations=1)
     assert last_loss() < first * 1.05  # later epochs do not get worse
+
+
+@pytest.mark.parametrize("impl", ["torch", "cpp-fused", "cpp-layers"])
+def test_epoch_784_256_10_adam(benchmark, impl, record):
+    """The raw-pixel epoch at batch 128 with Adam (lr 1e-3) instead of SGD: fused and
+    layer by layer against PyTorch's Adam, same start and batch order."""
+    X, y, source, _ = epoch_data("raw")
+    losses_first = {}
+    for who in dict.fromkeys(("torch", impl)):
+        model = nn.Sequential(nn.Linear(784, 256, seed=0), nn.ReLU(), nn.Linear(256, 10, seed=1))
+        opt = optim.Adam(model.parameters(), lr=1e-3)
+        run, last_loss = _runner(who, model, losses.CrossEntropyLoss(), opt, X, y, 128)
+        run()  # the first epoch, also the warm-up
+        losses_first[who] = last_loss()
+    first, want = losses_first[impl], losses_first["torch"]
+    assert np.isfinite(first) and first < np.log(10)
+    assert abs(first - want) <= LOSS_RTOL * want, (first, want)
+    benchmark.group = f"train epoch 784-256-10 f32 batch 128 Adam ({source})"
+    record(benchmark, impl, steps=-(-X.shape[0] // 128), threads=THREADS)
+    benchmark.pedantic(run, rounds=3, iterations=1)
+    assert last_loss() < first * 1.05
 
 
 def watermelon_like(n=500, seed=0):

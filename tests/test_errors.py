@@ -434,6 +434,10 @@ def _mlp_args(**change):
     return args
 
 
+# Valid Adam moments for _mlp_args' one 3->2 layer (exp_avg, exp_avg_sq of weight and bias).
+_ADAM_OK = dict(weight_moments=[[np.zeros((2, 3), np.float32), np.zeros((2, 3), np.float32)]],
+                bias_moments=[[np.zeros(2, np.float32), np.zeros(2, np.float32)]])
+
 MLP_GUARDS = {
     "layer count": (dict(biases=[]), ValueError, r"one entry per layer"),
     "no layers": (dict(weights=[], biases=[], weight_bufs=[], bias_bufs=[], acts=[]),
@@ -474,6 +478,23 @@ MLP_GUARDS = {
     "labels range": (dict(loss=0, labels=np.array([0, 1, 2, 0], np.int64)), ValueError,
                      r"labels must be in \[0, 2\)"),
     "targets size": (dict(targets=np.ones((4, 3), np.float32)), ValueError, r"size of targets"),
+    # Adam on the fused epoch (optimizer=1): its codes, scalars and moment arrays.
+    "optimizer code": (dict(optimizer=5), ValueError, r"optimizer=5 is not an optimizer code"),
+    "adam beta range": (dict(optimizer=1, beta2=1.0, **_ADAM_OK), ValueError,
+                        r"beta1 and beta2 must be in \[0, 1\)"),
+    "adam step": (dict(optimizer=1, adam_step=-1, **_ADAM_OK), ValueError,
+                  r"adam_step=-1 must be >= 0"),
+    "adam moments per layer": (dict(optimizer=1, weight_moments=[], bias_moments=[]), ValueError,
+                               r"weight_moments and bias_moments must have one entry per layer"),
+    "adam moment count": (dict(optimizer=1, amsgrad=True, **_ADAM_OK), ValueError,
+                          r"weight_moments\[0\] must be a list of 3 arrays"),
+    "adam moment dtype": (dict(optimizer=1, weight_moments=[[np.zeros((2, 3)),
+                                                             np.zeros((2, 3), np.float32)]],
+                               bias_moments=_ADAM_OK["bias_moments"]), TypeError,
+                          r"weight_moments\[0\]\[0\] must be a C-contiguous numpy array"),
+    "adam moment size": (dict(optimizer=1, weight_moments=_ADAM_OK["weight_moments"],
+                              bias_moments=[[np.zeros(2, np.float32), np.zeros(3, np.float32)]]),
+                         ValueError, r"size of bias_moments\[0\]\[1\]"),
 }
 
 
@@ -483,6 +504,9 @@ def test_the_mlp_binding_baseline_call_is_valid():
     args = _mlp_args()
     assert _core.mlp_epoch(**args) == 2
     assert np.isfinite(args["step_loss"]).all() and (args["step_loss"] > 0).all()
+    moments = {k: [[a.copy() for a in ms] for ms in v] for k, v in _ADAM_OK.items()}
+    adam = _mlp_args(optimizer=1, adam_step=3, **moments)  # the Adam rows' baseline
+    assert _core.mlp_epoch(**adam) == 2 and (adam["weight_moments"][0][1] > 0).all()
 
 
 @pytest.mark.parametrize("guard", list(MLP_GUARDS), ids=list(MLP_GUARDS))

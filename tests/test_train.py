@@ -808,3 +808,233 @@ def test_fused_tiny_products_equal_layer_by_layer(shape, batch, fused_backend, d
     for got, want in zip(results[fused_backend][0], results["numpy"][0]):
         np.testing.assert_allclose(got, want, **tol)
     np.testing.assert_allclose(results[fused_backend][1], results["numpy"][1], **tol)
+
+
+# -------------------------------------------- fused epoch with Adam / AdamW (cpp backend only)
+# The epoch calls adam.hpp's adam_update, the formula the standalone adam_step uses; the
+# reference is the NumPy backend's layer-by-layer fit (its own adam_step).
+
+ADAM_FUSED = {
+    "adam": (optim.Adam, dict(lr=0.01)),
+    "adam-decay": (optim.Adam, dict(lr=0.01, weight_decay=0.05)),
+    "adam-amsgrad": (optim.Adam, dict(lr=0.01, betas=(0.8, 0.99), eps=1e-6, amsgrad=True)),
+    "adamw": (optim.AdamW, dict(lr=0.01, weight_decay=0.1)),
+    "adamw-amsgrad": (optim.AdamW, dict(lr=0.005, amsgrad=True)),
+}
+
+# Hidden activation x loss: every hidden activation the issue names and every fused loss.
+ADAM_MODELS = {
+    "relu-ce": (nn.ReLU, lambda: losses.CrossEntropyLoss()),
+    "sigmoid-mse": (nn.Sigmoid, lambda: losses.MSELoss(half=True)),
+    "tanh-l1-sum": (nn.Tanh, lambda: losses.L1Loss(reduction="sum")),
+    "relu-bce-logits": (nn.ReLU, lambda: losses.BCEWithLogitsLoss()),
+    "tanh-ce-sum": (nn.Tanh, lambda: losses.CrossEntropyLoss(reduction="sum")),
+}
+
+
+def _adam_fit(backend, fused, setting, model_case, dtype, X, y, batch_size, epochs=3,
+              shuffle=True):
+    cls, kw = ADAM_FUSED[setting]
+    act, make_loss = ADAM_MODELS[model_case]
+    loss_fn = make_loss()
+    n_out = 3 if isinstance(loss_fn, losses.CrossEntropyLoss) else 2  # as _targets gives
+    with gk.use_backend(backend):
+        model = mlp([5, 8, n_out], [act], dtype)
+        opt = cls(model.parameters(), **kw)
+        hist = gk.fit(model, loss_fn, opt, X, _targets(loss_fn, X, y, dtype), epochs=epochs,
+                      batch_size=batch_size, seed=4, shuffle=shuffle, progress=False,
+                      fused=fused)
+    assert hist.fused is fused
+    return model, opt, hist
+
+
+def _assert_same_state(got, want, tol):
+    """Two optimizers' state_dicts: the same hyperparameters, keys and step counts exactly, the
+    arrays within tol."""
+    a, b = got.state_dict(), want.state_dict()
+    assert a["param_groups"] == b["param_groups"]
+    assert a["state"].keys() == b["state"].keys() and a["state"]
+    for i in a["state"]:
+        assert a["state"][i].keys() == b["state"][i].keys()
+        assert a["state"][i]["step"] == b["state"][i]["step"]
+        for key in a["state"][i]:
+            if key != "step":
+                np.testing.assert_allclose(a["state"][i][key], b["state"][i][key], **tol)
+
+
+@pytest.mark.parametrize("batch_size", [32, 29])  # 203 rows: a partial last batch / 7 whole ones
+@pytest.mark.parametrize("model_case", sorted(ADAM_MODELS))
+@pytest.mark.parametrize("setting", sorted(ADAM_FUSED))
+def test_fused_adam_equals_layer_by_layer(setting, model_case, batch_size, dtype):
+    X, y = blobs(203, dtype=dtype)
+    fused = _adam_fit("cpp", True, setting, model_case, dtype, X, y, batch_size)
+    ref = _adam_fit("numpy", False, setting, model_case, dtype, X, y, batch_size)
+    tol = dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-9, atol=1e-11)
+    for got, want in zip(params_of(fused[0]), params_of(ref[0])):
+        assert got.dtype == dtype
+        np.testing.assert_allclose(got, want, **tol)
+    np.testing.assert_allclose(fused[2].loss, ref[2].loss, **tol)
+    _assert_same_state(fused[1], ref[1], tol)
+    assert fused[1].state_dict()["state"][0]["step"] == 3 * -(-203 // batch_size)
+    # The parameters moved (a fused epoch that skipped the update cannot pass).
+    assert not np.array_equal(params_of(fused[0])[0], params_of(mlp([5, 8], [], dtype))[0])
+
+
+def test_fused_adam_state_dict_equals_cpp_layer_by_layer():
+    """The same backend's two paths: same step counts and keys, moments within float64
+    rounding (the gradients come from different loops, the update is the same function)."""
+    X, y = blobs(150)
+    runs = [_adam_fit("cpp", fused, "adam-amsgrad", "relu-ce", np.float64, X, y, 16)
+            for fused in (True, False)]
+    _assert_same_state(runs[0][1], runs[1][1], dict(rtol=1e-10, atol=1e-13))
+    for got, want in zip(params_of(runs[0][0]), params_of(runs[1][0])):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("setting", ["adam-amsgrad", "adamw"])
+def test_fused_adam_is_bitwise_identical_for_1_and_2_threads(setting, dtype):
+    from gradkit import _core
+    X, y = blobs(203, d=37, dtype=dtype)
+    cls, kw = ADAM_FUSED[setting]
+    before = gk.get_num_threads()
+    out = []
+    try:
+        with kernels_parallel_from_tiny_sizes():
+            for n in (1, 2):
+                gk.set_num_threads(n)
+                _core._reset_max_team()
+                with gk.use_backend("cpp"):
+                    model = mlp([37, 45, 19, 3], [nn.Tanh, nn.ReLU], dtype)
+                    opt = cls(model.parameters(), **kw)
+                    hist = gk.fit(model, losses.CrossEntropyLoss(), opt, X, y, epochs=2,
+                                  batch_size=32, seed=3, progress=False, fused=True)
+                assert hist.fused and _core._max_team_since_reset() == n
+                out.append(params_of(model) + [m.copy() for m in opt.exp_avg_sq])
+    finally:
+        gk.set_num_threads(before)
+    for a, b in zip(*out):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("setting", [
+    (optim.Adam, dict()), (optim.Adam, dict(weight_decay=0.05, amsgrad=True)),
+    (optim.AdamW, dict(weight_decay=0.1)), (optim.AdamW, dict(amsgrad=True))],
+    ids=["adam", "adam-decay-amsgrad", "adamw", "adamw-amsgrad"])
+def test_fused_adam_matches_torch_over_50_steps(setting):
+    """gk.fit (fused, shuffle=False: batches in row order) against torch.optim on the same
+    model, data and batches: 50 steps of 16 rows."""
+    torch = pytest.importorskip("torch")
+    cls, kw = setting
+    rng = np.random.default_rng(11)
+    X, y = rng.normal(size=(800, 6)), rng.integers(0, 3, size=800)
+    model = mlp([6, 10, 3], [nn.Tanh])
+    w0 = params_of(model)
+    tmodel = torch.nn.Sequential(torch.nn.Linear(6, 10).double(), torch.nn.Tanh(),
+                                 torch.nn.Linear(10, 3).double())
+    with torch.no_grad():
+        for t, p in zip(tmodel.parameters(), model.parameters()):
+            t.copy_(torch.from_numpy(p.value))
+    opt = cls(model.parameters(), lr=0.01, **kw)
+    with gk.use_backend("cpp"):
+        hist = gk.fit(model, losses.CrossEntropyLoss(), opt, X, y, epochs=1, batch_size=16,
+                      shuffle=False, progress=False, fused=True)
+    assert hist.fused
+    topt = getattr(torch.optim, cls.__name__)(tmodel.parameters(), lr=0.01, **kw)
+    for s in range(50):
+        xb, yb = torch.from_numpy(X[s * 16:(s + 1) * 16]), torch.from_numpy(y[s * 16:(s + 1) * 16])
+        topt.zero_grad()
+        torch.nn.functional.cross_entropy(tmodel(xb), yb).backward()
+        topt.step()
+    for mine, theirs, start in zip(model.parameters(), tmodel.parameters(), w0):
+        np.testing.assert_allclose(mine.value, theirs.detach().numpy(), rtol=1e-9, atol=1e-11)
+    assert max(np.abs(p.value - s).max() for p, s in zip(model.parameters(), w0)) > 0.05
+    assert opt.state_dict()["state"][0]["step"] == topt.state_dict()["state"][0]["step"] == 50
+
+
+@pytest.mark.parametrize("setting", ["adam-amsgrad", "adamw"])
+def test_fused_adam_save_load_resume_gives_the_bits_of_one_fit(tmp_path, setting):
+    X, y = blobs(130)
+    cls, kw = ADAM_FUSED[setting]
+    loss = losses.CrossEntropyLoss()
+
+    def run(model, opt, **kwargs):
+        with gk.use_backend("cpp"):
+            hist = gk.fit(model, loss, opt, X, y, batch_size=16, seed=5, progress=False,
+                          fused=True, **kwargs)
+        assert hist.fused
+        return hist
+
+    straight = mlp([5, 7, 3], [nn.ReLU])
+    straight_opt = cls(straight.parameters(), **kw)
+    h4 = run(straight, straight_opt, epochs=4)
+    first = mlp([5, 7, 3], [nn.ReLU])
+    opt = cls(first.parameters(), **kw)
+    h2 = run(first, opt, epochs=2)
+    gk.save(first, tmp_path / "ckpt.npz", optimizer=opt)
+    resumed, opt2 = gk.load(tmp_path / "ckpt.npz", optimizer=True)
+    h_rest = run(resumed, opt2, epochs=4, initial_epoch=2)
+    assert h2.loss + h_rest.loss == h4.loss
+    for a, b in zip(resumed.parameters(), straight.parameters()):
+        np.testing.assert_array_equal(a.value, b.value)
+    a, b = opt2.state_dict(), straight_opt.state_dict()
+    for i in b["state"]:
+        assert a["state"][i]["step"] == b["state"][i]["step"] == 4 * 9
+        for key in b["state"][i]:
+            np.testing.assert_array_equal(a["state"][i][key], b["state"][i][key])
+
+
+def test_fused_adam_with_sparse_input_runs_the_dense_first_layer():
+    """The zero-skipping first layer fuses SGD's rule; with Adam the dense one runs, even when
+    sparse_input=True asks for zero skipping, and the result is the layer-by-layer one."""
+    from gradkit import _core
+    X, y = _sparse_blobs(120, 40, zero_fraction=0.6, dtype=np.float32)
+    runs = []
+    for backend, fused, extra in (("cpp", True, dict(sparse_input=True)),
+                                  ("numpy", False, {})):
+        with gk.use_backend(backend):
+            model = mlp([40, 30, 3], [nn.ReLU], np.float32)
+            opt = optim.Adam(model.parameters(), lr=0.01)
+            hist = gk.fit(model, losses.CrossEntropyLoss(), opt, X, y, epochs=2, batch_size=13,
+                          seed=2, progress=False, fused=fused, **extra)
+        assert hist.fused is fused
+        if fused:
+            assert _core._mlp_last_first_layer() == 0
+        runs.append(params_of(model))
+    for got, want in zip(*runs):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_numba_fused_epoch_says_it_runs_sgd_only():
+    model = mlp([3, 2], [])
+    with gk.use_backend("numba"):
+        with pytest.raises(ValueError, match="the 'numba' fused epoch runs SGD only, not Adam"):
+            gk.fit(model, losses.MSELoss(), optim.Adam(model.parameters()), np.zeros((4, 3)),
+                   np.zeros((4, 2)), fused=True, progress=False)
+        hist = gk.fit(model, losses.MSELoss(), optim.Adam(model.parameters()), np.zeros((4, 3)),
+                      np.zeros((4, 2)), progress=False)
+    assert hist.fused is False
+
+
+def test_fused_adam_divergence_restores_parameters_and_moments():
+    """A NaN row in epoch 2 (check_finite=False): fit raises, and the model and Adam's state are
+    those after epoch 1 (moments and step counts too), as the layer-by-layer path leaves them."""
+    X, y = blobs(100)
+    X_bad = X.copy()
+    X_bad[70, 2] = np.nan
+    model = mlp([5, 6, 3], [nn.ReLU])
+    opt = optim.Adam(model.parameters(), lr=0.01, amsgrad=True)
+    with gk.use_backend("cpp"):
+        gk.fit(model, losses.CrossEntropyLoss(), opt, X, y, epochs=1, batch_size=16,
+               shuffle=False, progress=False, fused=True)
+        after_one, state_one = params_of(model), opt.state_dict()
+        with pytest.raises(TrainingDivergedError, match="epoch 2, step 5 of 7"):
+            gk.fit(model, losses.CrossEntropyLoss(), opt, X_bad, y, epochs=2, initial_epoch=1,
+                   batch_size=16, shuffle=False, progress=False, fused=True, check_finite=False)
+    for a, b in zip(params_of(model), after_one):
+        np.testing.assert_array_equal(a, b)
+    state = opt.state_dict()
+    assert state["state"].keys() == state_one["state"].keys()
+    for i, entry in state_one["state"].items():
+        assert state["state"][i]["step"] == entry["step"] == 7
+        for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
+            np.testing.assert_array_equal(state["state"][i][key], entry[key])

@@ -23,17 +23,43 @@ carray<T> exact(const py::handle& obj, const std::string& name) {
   return py::reinterpret_borrow<carray<T>>(obj);
 }
 
+// Adam's arrays for one parameter of `size` values: moments = [exp_avg, exp_avg_sq] and, with
+// amsgrad, max_exp_avg_sq after them.
+template <typename T>
+void adam_state(gk::OptState<T>* state, std::vector<carray<T>>* keep, const py::handle& moments,
+                int64_t size, bool amsgrad, const std::string& name) {
+  const size_t want = amsgrad ? 3 : 2;
+  if (!py::isinstance<py::sequence>(moments) || py::len(moments) != want)
+    throw py::value_error(name + " must be a list of " + std::to_string(want) +
+                          " arrays (exp_avg, exp_avg_sq" + (amsgrad ? ", max_exp_avg_sq)" : ")"));
+  auto seq = py::reinterpret_borrow<py::sequence>(moments);
+  T** slots[3] = {&state->m, &state->v, &state->vmax};
+  for (size_t k = 0; k < want; ++k) {
+    const std::string item = name + "[" + std::to_string(k) + "]";
+    auto a = exact<T>(seq[k], item);
+    gkpy::require_dim(a.size(), size, ("size of " + item).c_str());
+    *slots[k] = a.mutable_data();
+    keep->push_back(a);
+  }
+}
+
 template <typename T>
 int64_t run(py::list weights, py::list biases, py::list weight_bufs, py::list bias_bufs,
             const std::vector<int>& acts, double slope, int loss_kind, bool mean, bool half,
             py::handle X_obj, py::handle labels_obj, py::handle targets_obj, py::handle perm_obj,
-            int64_t batch, int64_t first_step, int64_t n_steps, gk::SgdParams sgd,
-            py::handle step_loss_obj, int sparse_input) {
+            int64_t batch, int64_t first_step, int64_t n_steps, const gk::MlpOptimizer& optimizer,
+            py::list weight_moments, py::list bias_moments, py::handle step_loss_obj,
+            int sparse_input) {
   const size_t L = weights.size();
   if (L == 0 || biases.size() != L || weight_bufs.size() != L || bias_bufs.size() != L ||
       acts.size() != L)
     throw py::value_error("weights, biases, buffers and activations must have one entry per layer");
-  const bool momentum = sgd.momentum != 0.0;
+  const bool adam = optimizer.kind == gk::MlpOptimizer::Kind::adam;
+  if (adam && (weight_moments.size() != L || bias_moments.size() != L))
+    throw py::value_error("with Adam, weight_moments and bias_moments must have one entry per "
+                          "layer");
+  const bool amsgrad = optimizer.adam.amsgrad;
+  const bool momentum = !adam && optimizer.sgd.momentum != 0.0;
   std::vector<carray<T>> keep;  // holds references while the GIL is released
   std::vector<gk::MlpLayer<T>> layers(L);
   int64_t in = -1;
@@ -60,14 +86,21 @@ int64_t run(py::list weights, py::list biases, py::list weight_bufs, py::list bi
     if (momentum) {
       auto wb = exact<T>(weight_bufs[l], "weight_bufs" + idx);
       gkpy::require_dim(wb.size(), w.size(), ("size of weight_bufs" + idx).c_str());
-      ly.weight_buf = wb.mutable_data();
+      ly.weight_state.buf = wb.mutable_data();
       keep.push_back(wb);
       if (ly.bias) {
         auto bb = exact<T>(bias_bufs[l], "bias_bufs" + idx);
         gkpy::require_dim(bb.size(), ly.out, ("size of bias_bufs" + idx).c_str());
-        ly.bias_buf = bb.mutable_data();
+        ly.bias_state.buf = bb.mutable_data();
         keep.push_back(bb);
       }
+    }
+    if (adam) {
+      adam_state<T>(&ly.weight_state, &keep, weight_moments[l], w.size(), amsgrad,
+                    "weight_moments" + idx);
+      if (ly.bias)
+        adam_state<T>(&ly.bias_state, &keep, bias_moments[l], ly.out, amsgrad,
+                      "bias_moments" + idx);
     }
   }
   auto X = exact<T>(X_obj, "X");
@@ -134,8 +167,8 @@ int64_t run(py::list weights, py::list biases, py::list weight_bufs, py::list bi
   const int64_t* p = perm.data();
   double* out = step_loss.mutable_data();
   py::gil_scoped_release release;
-  return gk::mlp_epoch<T>(out, layers, T(slope), loss, sgd, x, labels, targets, p, perm_stride,
-                          n_rows, batch, first_step, n_steps, mode);
+  return gk::mlp_epoch<T>(out, layers, T(slope), loss, optimizer, x, labels, targets, p,
+                          perm_stride, n_rows, batch, first_step, n_steps, mode);
 }
 
 }  // namespace
@@ -154,24 +187,46 @@ void bind_mlp(py::module_& m) {
          std::vector<int> acts, double slope, int loss, bool mean, bool half, py::object X,
          py::object labels, py::object targets, py::object perm, int64_t batch_size,
          int64_t first_step, int64_t n_steps, double lr, double momentum, double dampening,
-         bool nesterov, double weight_decay, bool first, py::object step_loss, int sparse_input) {
-        gk::SgdParams sgd;
-        sgd.lr = lr;
-        sgd.momentum = momentum;
-        sgd.dampening = dampening;
-        sgd.nesterov = nesterov;
-        sgd.weight_decay = weight_decay;
-        sgd.first = first;
+         bool nesterov, double weight_decay, bool first, py::object step_loss, int sparse_input,
+         int optimizer, double beta1, double beta2, double eps, bool amsgrad, bool decoupled,
+         int64_t adam_step, py::list weight_moments, py::list bias_moments) {
+        gk::MlpOptimizer opt;
+        opt.sgd.lr = lr;
+        opt.sgd.momentum = momentum;
+        opt.sgd.dampening = dampening;
+        opt.sgd.nesterov = nesterov;
+        opt.sgd.weight_decay = weight_decay;
+        opt.sgd.first = first;
+        if (optimizer != static_cast<int>(gk::MlpOptimizer::Kind::sgd) &&
+            optimizer != static_cast<int>(gk::MlpOptimizer::Kind::adam))
+          throw py::value_error("optimizer=" + std::to_string(optimizer) +
+                                " is not an optimizer code (0 SGD, 1 Adam)");
+        opt.kind = static_cast<gk::MlpOptimizer::Kind>(optimizer);
+        if (opt.kind == gk::MlpOptimizer::Kind::adam) {
+          if (!(beta1 >= 0.0 && beta1 < 1.0) || !(beta2 >= 0.0 && beta2 < 1.0))
+            throw py::value_error("beta1 and beta2 must be in [0, 1)");
+          if (adam_step < 0)
+            throw py::value_error("adam_step=" + std::to_string(adam_step) +
+                                  " must be >= 0 (the updates done before this call)");
+        }
+        opt.adam.lr = lr;
+        opt.adam.beta1 = beta1;
+        opt.adam.beta2 = beta2;
+        opt.adam.eps = eps;
+        opt.adam.weight_decay = weight_decay;
+        opt.adam.amsgrad = amsgrad;
+        opt.adam.decoupled = decoupled;
+        opt.adam.step = adam_step;
         py::array x = py::array::ensure(X);
         if (!x) throw py::type_error("X must be a numpy array");
         if (x.dtype().is(py::dtype::of<float>()))
           return run<float>(weights, biases, weight_bufs, bias_bufs, acts, slope, loss, mean, half,
-                            X, labels, targets, perm, batch_size, first_step, n_steps, sgd,
-                            step_loss, sparse_input);
+                            X, labels, targets, perm, batch_size, first_step, n_steps, opt,
+                            weight_moments, bias_moments, step_loss, sparse_input);
         if (x.dtype().is(py::dtype::of<double>()))
           return run<double>(weights, biases, weight_bufs, bias_bufs, acts, slope, loss, mean,
-                             half, X, labels, targets, perm, batch_size, first_step, n_steps, sgd,
-                             step_loss, sparse_input);
+                             half, X, labels, targets, perm, batch_size, first_step, n_steps, opt,
+                             weight_moments, bias_moments, step_loss, sparse_input);
         throw py::type_error("X must have dtype float32 or float64");
       },
       py::arg("weights"), py::arg("biases"), py::arg("weight_bufs"), py::arg("bias_bufs"),
@@ -179,9 +234,16 @@ void bind_mlp(py::module_& m) {
       py::arg("X"), py::arg("labels"), py::arg("targets"), py::arg("perm"), py::arg("batch_size"),
       py::arg("first_step"), py::arg("n_steps"), py::arg("lr"), py::arg("momentum"),
       py::arg("dampening"), py::arg("nesterov"), py::arg("weight_decay"), py::arg("first"),
-      py::arg("step_loss"), py::arg("sparse_input") = 2,
-      "Run n_steps mini-batches of MLP training in place (see csrc/kernels/mlp.hpp); perm holds "
-      "one or more epochs' row orders back to back. Returns the steps done (fewer when a loss is "
-      "not finite). sparse_input: 0 dense first layer, 1 zero-skipping (where the CPU has it), "
-      "2 chosen by the cost model.");
+      py::arg("step_loss"), py::arg("sparse_input") = 2, py::arg("optimizer") = 0,
+      py::arg("beta1") = 0.9, py::arg("beta2") = 0.999, py::arg("eps") = 1e-8,
+      py::arg("amsgrad") = false, py::arg("decoupled") = false, py::arg("adam_step") = 0,
+      py::arg("weight_moments") = py::list(), py::arg("bias_moments") = py::list(),
+      "Run n_steps mini-batches of MLP training in place (see csrc/kernels/mlp/epoch.hpp); perm "
+      "holds one or more epochs' row orders back to back. Returns the steps done (fewer when a "
+      "loss is not finite). sparse_input: 0 dense first layer, 1 zero-skipping (where the CPU "
+      "has it, with SGD), 2 chosen by the cost model. optimizer: 0 SGD (lr, momentum, "
+      "dampening, nesterov, weight_decay, first; weight_bufs/bias_bufs its momentum buffers), "
+      "1 Adam (lr, beta1, beta2, eps, weight_decay, amsgrad, decoupled = AdamW; adam_step the "
+      "updates each parameter had before; weight_moments[l] / bias_moments[l] = [exp_avg, "
+      "exp_avg_sq(, max_exp_avg_sq)], bias_moments[l] None for a layer without bias).");
 }

@@ -4,9 +4,6 @@
 
 namespace gk {
 
-// Bytes touched per element: param, grad, m, v read and param, m, v written (vmax ignored).
-constexpr double kAdamBytesPerItem = 7.0;
-
 template <typename T>
 void adam_step(T* param, T* m, T* v, T* vmax, const T* grad, int64_t n, double lr, double beta1,
                double beta2, double eps, double weight_decay, int64_t step, bool amsgrad,

@@ -12,6 +12,10 @@
 
 namespace gk {
 
+// Arrays touched per element (times sizeof(T): bytes), to size the work for threads: param,
+// grad, m, v read and param, m, v written (vmax ignored).
+constexpr double kAdamBytesPerItem = 7.0;
+
 // The step's scalars, computed once per step in double and rounded once to T.
 template <typename T>
 struct AdamCoeffs {

@@ -4,8 +4,10 @@ Two paths give the same parameters for the same seed (within float tolerance):
 
 * fused: a Sequential of Linear layers and ReLU/LeakyReLU/Sigmoid/Tanh/Identity, a
   CrossEntropy/MSE/L1/BCEWithLogits loss (reduction "mean" or "sum") and SGD on the cpp or numba
-  backend runs each epoch in one compiled call (forward, loss, backward and update over all
-  mini-batches, buffers allocated once, GIL released). With a progress bar the epoch runs in
+  backend, or Adam/AdamW on the cpp backend (``_spec.FUSED_OPTIMIZERS``; elsewhere they take
+  the layer-by-layer path and ``fused=True`` says why), runs each epoch in one compiled call
+  (forward, loss, backward and update over all mini-batches, buffers allocated once, GIL
+  released). With a progress bar the epoch runs in
   chunks of steps so the bar can move; the arithmetic does not change. With AVX-512 the C++
   epoch visits each mini-batch's rows in an order of similar zero patterns (the same rows, so
   only the rounding of the sums over rows differs).
@@ -26,7 +28,7 @@ from gradkit import _config, _train_checks, losses as _losses, nn as _nn
 from gradkit._validation import (FLOAT_DTYPES, ConversionWarning, float_array, label_array,
                                  positive_int, require_finite)
 from gradkit.backends import _spec
-from gradkit.optim import SGD, Optimizer
+from gradkit.optim import SGD, Adam, AdamW, Optimizer
 
 __all__ = ["fit", "predict", "evaluate", "History", "Evaluation", "TrainingDivergedError"]
 
@@ -193,24 +195,58 @@ def _fused_plan(model, loss_fn, optimizer):
         return None, "no Linear layer, or LeakyReLU layers with different slopes"
     if type(loss_fn) not in _FUSED_LOSSES or loss_fn.reduction == "none":
         return None, f"{loss_fn!r} is not supported"
-    if type(optimizer) is not SGD:
-        return None, f"the fused epoch runs SGD only, not {type(optimizer).__name__}"
+    backend, kind = _config.get_backend(), type(optimizer).__name__
+    runs = _spec.FUSED_OPTIMIZERS.get(backend, ())
+    if kind not in runs or type(optimizer) not in (SGD, Adam, AdamW):
+        return None, f"the {backend!r} fused epoch runs {', '.join(runs)} only, not {kind}"
     params = model.parameters()
     index = {id(p): i for i, p in enumerate(optimizer.params)}
     if len(index) != len(params) or any(id(p) not in index for p in params):
         return None, "the optimizer does not update exactly the model's parameters"
     if len({p.value.dtype for p in params}) != 1:
         return None, "the parameters have different dtypes"
-    bufs = [optimizer.buffers[index[id(p)]] for p in params]
-    if optimizer.momentum != 0 and any(b is None for b in bufs) and any(b is not None for b in bufs):
-        return None, "some momentum buffers exist and others do not"
+    if isinstance(optimizer, Adam):
+        # One step count for the whole call; every parameter has it after layer-by-layer steps.
+        if len({optimizer.steps[index[id(p)]] for p in params}) != 1:
+            return None, "the parameters have different Adam step counts"
+    else:
+        bufs = [optimizer.buffers[index[id(p)]] for p in params]
+        if optimizer.momentum != 0 and any(b is None for b in bufs) \
+                and any(b is not None for b in bufs):
+            return None, "some momentum buffers exist and others do not"
     return _Plan(linears, acts, slopes.pop() if slopes else 0.01, _FUSED_LOSSES[type(loss_fn)],
                  getattr(loss_fn, "half", False), [index[id(p)] for p in params]), ""
+
+
+def _adam_moments(plan, opt):
+    """Adam's arguments to mlp_epoch: its moments per weight and bias (created as zeros before
+    the first step, as Adam.step does) and the step count every parameter has."""
+    names = opt._MOMENTS if opt.amsgrad else opt._MOMENTS[:2]
+    index = iter(plan.buffer_index)
+    weight_moments, bias_moments = [], []
+    for lin in plan.linears:
+        for p, out in ((lin.weight, weight_moments), (lin.bias, bias_moments)):
+            if p is None:
+                out.append(None)
+                continue
+            i = next(index)
+            for name in names:
+                if getattr(opt, name)[i] is None:
+                    getattr(opt, name)[i] = np.zeros_like(p.value)
+            out.append([getattr(opt, name)[i] for name in names])
+    return dict(betas=opt.betas, eps=opt.eps, amsgrad=opt.amsgrad, decoupled=opt._DECOUPLED,
+                step=opt.steps[plan.buffer_index[0]], weight_moments=weight_moments,
+                bias_moments=bias_moments)
 
 
 def _fused_chunk(plan, loss_fn, opt, X, y, perm, batch_size, first_step, step_loss,
                  sparse_input="auto"):
     """Run len(step_loss) steps from first_step; returns the number of steps done."""
+    # Only the cpp epoch has a zero-skipping first layer; the others are dense already.
+    extra = {"sparse_input": sparse_input} if _config.get_backend() == "cpp" else {}
+    if isinstance(opt, Adam):
+        return _fused_adam_chunk(plan, loss_fn, opt, X, y, perm, batch_size, first_step,
+                                 step_loss, extra)
     params = [p for lin in plan.linears for p in lin.parameters()]
     first = False
     if opt.momentum != 0:
@@ -234,13 +270,26 @@ def _fused_chunk(plan, loss_fn, opt, X, y, perm, batch_size, first_step, step_lo
                 bbufs.append(None)
     else:
         wbufs = bbufs = [None] * len(plan.linears)
-    # Only the cpp epoch has a zero-skipping first layer; the others are dense already.
-    extra = {"sparse_input": sparse_input} if _config.get_backend() == "cpp" else {}
     return _config.ops().mlp_epoch(
         weights, biases, wbufs, bbufs, plan.activations, plan.slope, plan.loss,
         loss_fn.reduction, plan.half, X, y, perm, batch_size, first_step, len(step_loss),
         opt.lr, opt.momentum, opt.dampening, opt.nesterov, opt.weight_decay, first, step_loss,
         **extra)
+
+
+def _fused_adam_chunk(plan, loss_fn, opt, X, y, perm, batch_size, first_step, step_loss, extra):
+    """_fused_chunk with Adam/AdamW: the moments are updated in place and every parameter's
+    step count advances by the steps done, as that many Adam.step() calls would."""
+    weights = [lin.weight.value for lin in plan.linears]
+    biases = [None if lin.bias is None else lin.bias.value for lin in plan.linears]
+    none = [None] * len(plan.linears)
+    done = _config.ops().mlp_epoch(
+        weights, biases, none, none, plan.activations, plan.slope, plan.loss, loss_fn.reduction,
+        plan.half, X, y, perm, batch_size, first_step, len(step_loss), opt.lr, 0.0, 0.0, False,
+        opt.weight_decay, False, step_loss, adam=_adam_moments(plan, opt), **extra)
+    for i in plan.buffer_index:
+        opt.steps[i] += done
+    return done
 
 
 # ---------------------------------------------------------------------------------- fit
@@ -283,7 +332,8 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 3
         check_finite: bool = True, initial_epoch: int = 0,
         restore_best: bool = False, sync_every: int | None = None, client=None,
         sparse_input="auto") -> History:
-    """Train ``model`` with mini-batch SGD; returns a History (loss, val_loss, val_accuracy).
+    """Train ``model`` by mini-batch descent with ``optimizer`` (SGD, Adam, AdamW); returns a
+    History (loss, val_loss, val_accuracy).
 
     Each epoch visits every row once, in mini-batches of ``batch_size`` (the last may be
     smaller), in an order drawn from ``np.random.default_rng(seed)`` when ``shuffle``. With
@@ -311,9 +361,11 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int = 1, batch_size: int = 3
     models every ``sync_every`` mini-batches (None: once an epoch); ``client`` is None (dask's
     default scheduler), a distributed.Client or a scheduler address.
     ``sparse_input`` chooses how the fused epoch's first layer treats exact zeros of X (pixels
-    of images): False never looks for them, True skips them (cpp backend, on CPUs with the
-    zero-skipping kernels; elsewhere the dense layer runs), "auto" decides from a cost model on
-    the first batch. The result is the same either way up to the order of float sums.
+    of images): False never looks for them, True skips them (cpp backend with SGD, on CPUs with
+    the zero-skipping kernels; elsewhere, and always with Adam/AdamW, the dense layer runs: its
+    kernels fuse the SGD rule, see csrc/kernels/mlp/first_layer.hpp), "auto" decides from a
+    cost model on the first batch. The result is the same either way up to the order of float
+    sums.
     """
     _check_common(model, loss_fn)
     if not isinstance(optimizer, Optimizer):

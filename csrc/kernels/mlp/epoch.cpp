@@ -1,12 +1,13 @@
 // The fused epoch (see epoch.hpp): an orchestrator. For each mini-batch it asks the first layer
 // (a strategy, first_layer.hpp) to prepare the batch, runs the forward pass, the loss and the
 // backward pass, and hands every gradient to the optimizer. The formulas live elsewhere:
-// activation.hpp, loss.hpp, sgd.hpp, dense.hpp, gemm.hpp.
+// activation.hpp, loss.hpp, sgd.hpp, adam.hpp, dense.hpp, gemm.hpp.
 #include "kernels/mlp/epoch.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "kernels/dense.hpp"
@@ -103,8 +104,8 @@ void backward_and_update(FirstLayer<T>& first, std::vector<MlpLayer<T>>& layers,
   first.backward_update(dz, m, opt);
   for (size_t l = 0; l < layers.size(); ++l) {
     MlpLayer<T>& ly = layers[l];
-    if (l > 0) opt.update(ly.weight, ws.dw[l].data(), ly.weight_buf, ly.out * ly.in);
-    if (ly.bias) opt.update(ly.bias, ws.db[l].data(), ly.bias_buf, ly.out);
+    if (l > 0) opt.update(ly.weight, ws.dw[l].data(), ly.weight_state, ly.out * ly.in);
+    if (ly.bias) opt.update(ly.bias, ws.db[l].data(), ly.bias_state, ly.out);
   }
 }
 
@@ -117,7 +118,7 @@ int mlp_last_first_layer() { return mlp::t_last_first_layer; }
 
 template <typename T>
 int64_t mlp_epoch(double* step_loss, std::vector<MlpLayer<T>>& layers, T slope,
-                  const MlpLossParams& loss, const SgdParams& sgd, const T* X,
+                  const MlpLossParams& loss, const MlpOptimizer& optimizer, const T* X,
                   const int64_t* labels, const T* targets, const int64_t* perm,
                   int64_t perm_stride, int64_t n_rows, int64_t batch_size, int64_t first_step,
                   int64_t n_steps, SparseInput sparse_input) {
@@ -132,7 +133,8 @@ int64_t mlp_epoch(double* step_loss, std::vector<MlpLayer<T>>& layers, T slope,
     return perm + (step / steps_per_epoch) * perm_stride + offset;
   };
 
-  SgdOptimizer<T> opt(sgd);
+  const std::unique_ptr<Optimizer<T>> rule = make_optimizer<T>(optimizer);
+  Optimizer<T>& opt = *rule;
   int64_t m0 = 0;
   const int64_t* rows0 = batch_rows(first_step, &m0);
   auto first = make_first_layer(layers.front(), X, batch, slope, opt, sparse_input, rows0, m0);
@@ -165,7 +167,7 @@ int64_t mlp_epoch(double* step_loss, std::vector<MlpLayer<T>>& layers, T slope,
 
 #define GK_INSTANTIATE(T)                                                                     \
   template int64_t mlp_epoch<T>(double*, std::vector<MlpLayer<T>>&, T, const MlpLossParams&, \
-                                const SgdParams&, const T*, const int64_t*, const T*,       \
+                                const MlpOptimizer&, const T*, const int64_t*, const T*,    \
                                 const int64_t*, int64_t, int64_t, int64_t, int64_t, int64_t, \
                                 SparseInput);
 GK_INSTANTIATE(float)

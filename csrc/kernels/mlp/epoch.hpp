@@ -1,5 +1,6 @@
 // Whole-epoch training of a Sequential MLP: for each mini-batch, gather its rows, forward
-// through Linear(+activation) layers, loss and its gradient in one pass, backward, SGD update.
+// through Linear(+activation) layers, loss and its gradient in one pass, backward, and the
+// optimizer's update (SGD, sgd.hpp, or Adam/AdamW, adam.hpp).
 // One call runs `n_steps` consecutive mini-batches of an epoch, so the caller can run an epoch
 // in chunks (for a progress bar) without changing the arithmetic.
 //
@@ -19,6 +20,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/adam.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/sgd.hpp"
 
@@ -26,15 +28,47 @@ namespace gk {
 
 enum class MlpLoss : int { cross_entropy = 0, mse = 1, l1 = 2, bce_with_logits = 3 };
 
+// One parameter's optimizer arrays (INOUT, each of the parameter's size), null when unused:
+// SGD reads buf (its momentum buffer; null without momentum); Adam reads m and v (its moments)
+// and vmax (amsgrad only).
+template <typename T>
+struct OptState {
+  T* buf = nullptr;
+  T* m = nullptr;
+  T* v = nullptr;
+  T* vmax = nullptr;
+};
+
 template <typename T>
 struct MlpLayer {
-  T* weight;       // INOUT (out, in)
-  T* bias;         // INOUT (out) or nullptr
-  T* weight_buf;   // INOUT momentum buffer (out, in), or nullptr when momentum == 0
-  T* bias_buf;     // INOUT momentum buffer (out), or nullptr
-  int64_t in;
-  int64_t out;
-  Act act;         // activation applied to this layer's output
+  T* weight = nullptr;       // INOUT (out, in)
+  T* bias = nullptr;         // INOUT (out) or nullptr
+  OptState<T> weight_state;  // the weight's optimizer arrays (out, in)
+  OptState<T> bias_state;    // the bias's (out)
+  int64_t in = 0;
+  int64_t out = 0;
+  Act act = Act::none;       // activation applied to this layer's output
+};
+
+// Adam / AdamW over the epoch (PyTorch semantics, adam.hpp). step: the updates each parameter
+// has had before this call (every parameter the same); the call's k-th step is step + k.
+struct AdamParams {
+  double lr = 1e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0.0;
+  bool amsgrad = false;
+  bool decoupled = false;  // AdamW
+  int64_t step = 0;
+};
+
+// The epoch's update rule: SGD or Adam, with its hyper-parameters.
+struct MlpOptimizer {
+  enum class Kind : int { sgd = 0, adam = 1 };
+  Kind kind = Kind::sgd;
+  SgdParams sgd;
+  AdamParams adam;
 };
 
 struct MlpLossParams {
@@ -44,8 +78,9 @@ struct MlpLossParams {
 };
 
 // How the first layer treats exact zeros of the input (see mlp/first_layer.hpp):
-// dense never looks for them; sparse skips them (on CPUs with the zero-skipping kernels, else
-// dense); automatic decides from the cost model in first_layer.cpp. Same bits in every mode.
+// dense never looks for them; sparse skips them (on CPUs with the zero-skipping kernels and
+// with SGD, else dense: see first_layer.hpp); automatic decides from the cost model in
+// first_sparse.cpp. Same bits in every mode.
 enum class SparseInput : int { dense = 0, sparse = 1, automatic = 2 };
 
 // Runs mini-batches first_step .. first_step + n_steps - 1 (counted across the epochs in perm);
@@ -53,9 +88,10 @@ enum class SparseInput : int { dense = 0, sparse = 1, automatic = 2 };
 // step_loss (n_steps) OUT: each batch's loss value (float64) before its update.
 // Returns the number of steps done: fewer than n_steps when a loss is not finite, in which case
 // that batch's loss is written and no update is made for it (parameters stay as they were).
+// With Adam each parameter's step count advances by the returned number (the caller keeps it).
 template <typename T>
 int64_t mlp_epoch(double* step_loss, std::vector<MlpLayer<T>>& layers, T slope,
-                  const MlpLossParams& loss, const SgdParams& sgd, const T* X,
+                  const MlpLossParams& loss, const MlpOptimizer& optimizer, const T* X,
                   const int64_t* labels, const T* targets, const int64_t* perm,
                   int64_t perm_stride, int64_t n_rows, int64_t batch, int64_t first_step,
                   int64_t n_steps, SparseInput sparse_input = SparseInput::automatic);

@@ -37,7 +37,7 @@ class DenseFirst final : public FirstLayer<T> {
 
   void backward_update(const T* dz, int64_t m, const Optimizer<T>& opt) override {
     layer_gemm<T>(true, false, ly_.out, ly_.in, m, dz, ly_.out, xin_, ly_.in, dw_.data(), ly_.in);
-    opt.update(ly_.weight, dw_.data(), ly_.weight_buf, ly_.out * ly_.in);
+    opt.update(ly_.weight, dw_.data(), ly_.weight_state, ly_.out * ly_.in);
   }
 
   void finish() override {}

@@ -7,6 +7,13 @@
 //                              both products and the SGD update fused into the gradient loop
 //                              (AVX-512 kernels, sparse_avx512.cpp); bitwise the same either way
 //
+// With Adam the dense layer runs whatever the mode: the sparse kernels fuse the SGD rule into
+// their gradient loop, and an Adam update reads and writes m and v of every weight each step
+// (a zero gradient still moves them), so only the products could skip zeros. That saving is
+// the same one SGD with momentum gets (its update also touches every weight), but it needs a
+// second backward kernel that writes the gradient out for the Optimizer interface; it is not
+// written, and this CPU-independent fallback keeps one tested path for Adam on every ISA.
+//
 // make_first_layer picks one per call (SparseInput), "automatic" from the cost model in
 // first_sparse.cpp, measured on the first batch.
 #pragma once

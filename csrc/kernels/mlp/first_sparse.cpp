@@ -39,9 +39,9 @@ class SparseFirst final : public FirstLayer<T> {
     const int64_t in = ly_.in, out = ly_.out;
     wt_.resize(size_t(in * out));
     transpose(wt_.data(), ly_.weight, out, in);
-    if (ly_.weight_buf) {
+    if (ly_.weight_state.buf) {
       buft_.resize(size_t(in * out));
-      transpose(buft_.data(), ly_.weight_buf, out, in);
+      transpose(buft_.data(), ly_.weight_state.buf, out, in);
     }
     xt_.resize(size_t(in * ldxt_));
   }
@@ -79,7 +79,7 @@ class SparseFirst final : public FirstLayer<T> {
     const int nt = threads_for(2.0 * m * in * out, kLayerGrain);
     const int64_t chunk = (in + nt - 1) / nt;
     T* wt = wt_.data();
-    T* bt = ly_.weight_buf ? buft_.data() : nullptr;
+    T* bt = ly_.weight_state.buf ? buft_.data() : nullptr;
     const T* xt = xt_.data();
     const bool skip = skip_;
     parallel_for(nt, nt, [=, &sgd](int64_t t) {
@@ -90,7 +90,7 @@ class SparseFirst final : public FirstLayer<T> {
 
   void finish() override {
     transpose(ly_.weight, wt_.data(), ly_.in, ly_.out);
-    if (ly_.weight_buf) transpose(ly_.weight_buf, buft_.data(), ly_.in, ly_.out);
+    if (ly_.weight_state.buf) transpose(ly_.weight_state.buf, buft_.data(), ly_.in, ly_.out);
   }
   bool skips_zeros() const override { return true; }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "kernels/activation.hpp"
+#include "kernels/adam.hpp"
 #include "kernels/loss.hpp"
 #include "kernels/sgd.hpp"
 
@@ -42,10 +43,19 @@ void transpose(T* dst, const T* src, int64_t rows, int64_t cols) {
         for (int64_t j = j0; j < std::min(cols, j0 + B); ++j) dst[j * rows + i] = src[i * cols + j];
 }
 
+// Threads for an elementwise update of n values, `work_per_item` each.
+inline int update_threads(int64_t n, double work_per_item) {
+  return threads_for(work_per_item * double(n));
+}
+
+// The SGD update's work per element, as the epoch has always sized it.
+constexpr double kSgdWorkPerItem = 4.0;
+
 template <typename T>
-void SgdOptimizer<T>::update(T* param, const T* grad, T* buf, int64_t n) const {
+void SgdOptimizer<T>::update(T* param, const T* grad, const OptState<T>& state, int64_t n) const {
   const ScalarSgd<T> rule(p_);
-  const int nt = threads_for(4.0 * double(n));
+  T* buf = state.buf;
+  const int nt = update_threads(n, kSgdWorkPerItem);
   const int64_t chunk = (n + nt - 1) / nt;
   parallel_for(nt, nt, [=, &rule](int64_t t) {
     const int64_t b = t * chunk, e = std::min(n, b + chunk);
@@ -53,12 +63,32 @@ void SgdOptimizer<T>::update(T* param, const T* grad, T* buf, int64_t n) const {
   });
 }
 
+// Elementwise, so the split over threads does not change a bit.
+template <typename T>
+void AdamOptimizer<T>::update(T* param, const T* grad, const OptState<T>& s, int64_t n) const {
+  const AdamCoeffs<T>& c = c_;
+  const int nt = update_threads(n, kAdamBytesPerItem * sizeof(T));
+  const int64_t chunk = (n + nt - 1) / nt;
+  parallel_for(nt, nt, [=, &c](int64_t t) {
+    const int64_t b = t * chunk, e = std::min(n, b + chunk);
+    if (b < e) adam_update(param, s.m, s.v, s.vmax, grad, b, e, c);
+  });
+}
+
+template <typename T>
+std::unique_ptr<Optimizer<T>> make_optimizer(const MlpOptimizer& spec) {
+  if (spec.kind == MlpOptimizer::Kind::adam) return std::make_unique<AdamOptimizer<T>>(spec.adam);
+  return std::make_unique<SgdOptimizer<T>>(spec.sgd);
+}
+
 #define GK_INSTANTIATE(T)                                                                     \
   template void act_backward_inplace<T>(T*, const T*, int64_t, Act, T);                       \
   template double loss_forward_backward<T>(T*, const T*, int64_t, int64_t,                    \
                                            const MlpLossParams&, const int64_t*, const T*);   \
   template void transpose<T>(T*, const T*, int64_t, int64_t);                                 \
-  template class SgdOptimizer<T>;
+  template class SgdOptimizer<T>;                                                             \
+  template class AdamOptimizer<T>;                                                            \
+  template std::unique_ptr<Optimizer<T>> make_optimizer<T>(const MlpOptimizer&);
 GK_INSTANTIATE(float)
 GK_INSTANTIATE(double)
 #undef GK_INSTANTIATE

@@ -80,15 +80,14 @@ double loss_forward_backward(T* grad, const T* out, int64_t m, int64_t C, const 
 template <typename T>
 void transpose(T* dst, const T* src, int64_t rows, int64_t cols);
 
-// The update rule of the epoch, applied to one parameter array at a time. SGD today; Adam
-// (adam.hpp) plugs in as another implementation with its own state arrays.
+// The update rule of the epoch, applied to one parameter array at a time: SGD (sgd.hpp) or
+// Adam (adam.hpp), each calling the one definition of its formula.
 template <typename T>
 class Optimizer {
  public:
   virtual ~Optimizer() = default;
-  // param INOUT (n), grad IN (n), state INOUT: the rule's per-parameter arrays (SGD: the
-  // momentum buffer or null).
-  virtual void update(T* param, const T* grad, T* state, int64_t n) const = 0;
+  // param INOUT (n), grad IN (n), state INOUT: the rule's arrays for this parameter.
+  virtual void update(T* param, const T* grad, const OptState<T>& state, int64_t n) const = 0;
   virtual void end_step() = 0;  // after every parameter of a step was updated
   // The SGD rule, for a first layer that fuses it into its gradient loop; null for others.
   virtual const SgdParams* sgd() const { return nullptr; }
@@ -98,13 +97,37 @@ template <typename T>
 class SgdOptimizer final : public Optimizer<T> {
  public:
   explicit SgdOptimizer(const SgdParams& p) : p_(p) {}
-  void update(T* param, const T* grad, T* buf, int64_t n) const override;
+  void update(T* param, const T* grad, const OptState<T>& state, int64_t n) const override;
   void end_step() override { p_.first = false; }
   const SgdParams* sgd() const override { return &p_; }
 
  private:
   SgdParams p_;
 };
+
+// Adam / AdamW: the step's scalars (bias corrections of step t) are computed once per step.
+template <typename T>
+class AdamOptimizer final : public Optimizer<T> {
+ public:
+  explicit AdamOptimizer(const AdamParams& p) : p_(p), t_(p.step + 1), c_(coeffs()) {}
+  void update(T* param, const T* grad, const OptState<T>& state, int64_t n) const override;
+  void end_step() override {
+    ++t_;
+    c_ = coeffs();
+  }
+
+ private:
+  AdamCoeffs<T> coeffs() const {
+    return adam_coeffs<T>(p_.lr, p_.beta1, p_.beta2, p_.eps, p_.weight_decay, t_, p_.amsgrad,
+                          p_.decoupled);
+  }
+  AdamParams p_;
+  int64_t t_;  // the 1-based step being taken
+  AdamCoeffs<T> c_;
+};
+
+template <typename T>
+std::unique_ptr<Optimizer<T>> make_optimizer(const MlpOptimizer& spec);
 
 }  // namespace mlp
 }  // namespace gk

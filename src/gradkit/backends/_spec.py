@@ -51,6 +51,9 @@ class Op:
 
 _ALL = frozenset(BACKENDS)
 _COMPILED = frozenset({"cpp", "numba"})      # the fused epoch needs a compiled loop
+# The optimizers (gradkit.optim class names) each backend's fused epoch runs; any other takes
+# fit's layer-by-layer path, which says why.
+FUSED_OPTIMIZERS = {"cpp": ("SGD", "Adam", "AdamW"), "numba": ("SGD",)}
 
 
 def _op(name, group, contract, backends=_ALL):
@@ -147,7 +150,11 @@ _TABLE = [
         "that every epoch takes, or several back to back), in place on the parameters and "
         "momentum buffers; each batch's loss goes to step_loss; stops at a non-finite loss "
         "without updating for it. loss in FUSED_LOSSES; y is int64 labels (N,) for "
-        "'cross_entropy', else targets (N, OUT).", _COMPILED),
+        "'cross_entropy', else targets (N, OUT). On backends whose FUSED_OPTIMIZERS has Adam, "
+        "adam=dict(betas, eps, amsgrad, decoupled, step, weight_moments, bias_moments) runs "
+        "Adam/AdamW (adam_step's rule; lr and weight_decay from the arguments, the SGD ones "
+        "unused) from `step` updates done, on moments [exp_avg, exp_avg_sq(, max_exp_avg_sq)] "
+        "per weight and bias (None for no bias), in place.", _COMPILED),
 ]
 
 OPS: dict[str, Op] = {op.name: op for op in _TABLE}

@@ -133,13 +133,20 @@ def kmeans_mean_variance(X, n_threads=1):
 
 def mlp_epoch(weights, biases, weight_bufs, bias_bufs, activations, slope, loss, reduction, half,
               X, y, perm, batch_size, first_step, n_steps, lr, momentum, dampening, nesterov,
-              weight_decay, first, step_loss, sparse_input="auto"):
+              weight_decay, first, step_loss, sparse_input="auto", adam=None):
     labels = y if loss == "cross_entropy" else None
     targets = None if loss == "cross_entropy" else y
+    extra = {}
+    if adam is not None:
+        extra = dict(optimizer=1, beta1=float(adam["betas"][0]), beta2=float(adam["betas"][1]),
+                     eps=float(adam["eps"]), amsgrad=bool(adam["amsgrad"]),
+                     decoupled=bool(adam["decoupled"]), adam_step=int(adam["step"]),
+                     weight_moments=list(adam["weight_moments"]),
+                     bias_moments=list(adam["bias_moments"]))
     return _core.mlp_epoch(
         list(weights), list(biases), list(weight_bufs), list(bias_bufs),
         [ACTIVATION_CODES[a] for a in activations], float(slope), FUSED_LOSS_CODES[loss],
         reduction == "mean", bool(half), X, labels, targets, perm, int(batch_size),
         int(first_step), int(n_steps), float(lr), float(momentum), float(dampening),
         bool(nesterov), float(weight_decay), bool(first), step_loss,
-        {"auto": 2, True: 1, False: 0}[sparse_input])
+        {"auto": 2, True: 1, False: 0}[sparse_input], **extra)
