@@ -1038,3 +1038,22 @@ def test_fused_adam_divergence_restores_parameters_and_moments():
         assert state["state"][i]["step"] == entry["step"] == 7
         for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
             np.testing.assert_array_equal(state["state"][i][key], entry[key])
+
+
+def test_fused_accepts_an_equal_dtype_object():
+    """A float32 array whose dtype is equal to, but not the same object as, np.float32's (a view
+    with an explicit native byte order) trains on the fused path like any other."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 5)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    Xv = X.view(np.dtype(np.float32).newbyteorder("="))
+    assert Xv.dtype == X.dtype
+    runs = []
+    for data in (X, Xv):
+        with gk.use_backend("cpp"):
+            model = nn.Sequential(nn.Linear(5, 4, seed=0), nn.ReLU(), nn.Linear(4, 2, seed=1))
+            gk.fit(model, losses.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.1),
+                   data, y, epochs=2, seed=0, progress=False, fused=True)
+        runs.append(params_of(model))
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)

@@ -219,11 +219,11 @@ void bind_mlp(py::module_& m) {
         opt.adam.step = adam_step;
         py::array x = py::array::ensure(X);
         if (!x) throw py::type_error("X must be a numpy array");
-        if (x.dtype().is(py::dtype::of<float>()))
+        if (x.dtype().equal(py::dtype::of<float>()))
           return run<float>(weights, biases, weight_bufs, bias_bufs, acts, slope, loss, mean, half,
                             X, labels, targets, perm, batch_size, first_step, n_steps, opt,
                             weight_moments, bias_moments, step_loss, sparse_input);
-        if (x.dtype().is(py::dtype::of<double>()))
+        if (x.dtype().equal(py::dtype::of<double>()))
           return run<double>(weights, biases, weight_bufs, bias_bufs, acts, slope, loss, mean,
                              half, X, labels, targets, perm, batch_size, first_step, n_steps, opt,
                              weight_moments, bias_moments, step_loss, sparse_input);
