@@ -146,13 +146,17 @@ def test_kmeans_on_duplicated_and_all_equal_points(backend, dtype):
     check()
 
 
-@pytest.mark.xfail(reason="found here, reported with issue 13: with more clusters than distinct "
-                          "points an empty cluster keeps a zero centre and the fit runs max_iter",
-                   strict=False)
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_kmeans_with_more_clusters_than_distinct_points_keeps_centres_on_the_data(backend):
-    """scikit-learn's answer: every centre is a data point and the fit stops at once."""
+    """Found here: an empty cluster took another cluster's only point, which left a zero
+    centre and ran max_iter. Every centre must be a data point and the fit stop early, with
+    the specification's answer (more cases in test_kmeans_relocation.py)."""
     X = np.array([[0, -2.5, -2.5], [-2.5, -2.5, -2.5], [-2.5, -2.5, -2.5]], np.float32)
     km = KMeans(3, random_state=0, n_init=1).fit(X)
     assert all((X == c).all(axis=1).any() for c in km.cluster_centers_)
     assert km.n_iter_ < km.max_iter
+    assert km.inertia_ == 0
+    with gk.use_backend("numpy"):
+        ref = KMeans(3, random_state=0, n_init=1).fit(X)
+    np.testing.assert_array_equal(km.cluster_centers_, ref.cluster_centers_)
+    np.testing.assert_array_equal(km.labels_, ref.labels_)

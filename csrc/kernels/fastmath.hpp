@@ -30,7 +30,11 @@ static inline int32_t float_to_bits(float f) {
 // Returns 0 below -87.3 (no denormals) and +inf above 88.7.
 static inline float exp(float x) {
   const float hi = 88.7228f, lo = -87.33654f;
-  float xc = x < lo ? lo : (x > hi ? hi : x);
+  // Written so that NaN clamps to lo (a false comparison picks the bound), as vexp does: a NaN
+  // left in xc would reach the int conversion and the shifts below, which is undefined
+  // behaviour (UBSan: "left shift of negative value"). The last line returns the NaN.
+  float xc = x > lo ? x : lo;
+  xc = xc < hi ? xc : hi;
   // Round to nearest by adding and subtracting 1.5 * 2^23 (vectorises; nearbyint may not).
   float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
   float r = std::fma(n, -0.693359375f, xc);

@@ -17,13 +17,15 @@ struct LloydStepStats {
   int64_t n_changed;      // labels that differ from the labels passed in
   double center_shift;    // sum over clusters of ||new - old||^2
   double inertia;         // sum w ||x - c_label||^2 with the old centres (expanded form)
-  int64_t n_relocated;    // empty clusters moved to far points
+  int64_t n_relocated;    // empty clusters filled with far points
 };
 
 // One Lloyd iteration (scikit-learn semantics). labels is INOUT: the previous labels in
 // (-1 on the first iteration), the labels w.r.t. `centers` out. centers_new (k, d) is OUT:
 // weighted means of the new clusters; an empty cluster takes the point farthest from its
-// centre (farthest first, ties to the lower index), which leaves its old cluster.
+// centre (farthest first, ties to the lower index; never a cluster's last point, a point of
+// weight 0 or one on its centre), which leaves its old cluster; one nothing can fill gets the
+// heaviest cluster's centre.
 template <typename T>
 LloydStepStats kmeans_lloyd_step(T* centers_new, int32_t* labels, const T* X, const T* w,
                                  const T* centers, int64_t n, int64_t d, int64_t k,

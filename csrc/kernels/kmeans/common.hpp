@@ -290,14 +290,15 @@ void for_each_block(int64_t n, int threads, F&& f) {
   for (int64_t i = 0; i < n; ++i) f(i);
 }
 
-// Empty clusters take the points farthest from their centres (scikit-learn's rule). Returns
-// how many moved. update.cpp.
+// Empty clusters take the points farthest from their centres (scikit-learn's rule), but never
+// a cluster's last point, a point of weight 0 or one on its centre. Returns how many were
+// filled. update.cpp.
 template <typename T>
 int64_t relocate_empty(std::vector<double>& sums, std::vector<double>& weight,
                        const int32_t* labels, const T* X, const T* w, const T* centers,
                        int64_t n, int64_t d, int64_t k);
 
-// centers_new (OUT) = sums / weight (an empty cluster keeps its centre); returns the squared
+// centers_new (OUT) = sums / weight (an empty cluster: the heaviest's); returns the squared
 // shift sum_j ||new_j - old_j||^2. update.cpp.
 template <typename T>
 double centers_from_sums(T* centers_new, const std::vector<double>& sums,

@@ -12,8 +12,14 @@ namespace kmeans_detail {
 
 int64_t l2_cache_bytes() { return cpu_info().l2_bytes; }
 
-// Empty clusters take the points farthest from their centres (scikit-learn's rule): the
-// farthest first, ties to the lower index. Labels are left as they are, as scikit-learn does.
+// Empty clusters (weight 0) take the points farthest from their centres, farthest first, ties
+// to the lower index; each point leaves its old cluster's sums and keeps its label, as in
+// scikit-learn. Never taken: a cluster's last point in that order (its nearest: taking a
+// cluster's only point just empties another), a point of weight 0 (it cannot fill a cluster),
+// and a point nearer its centre than the rounding of the assignment's ||c||^2 - 2 x.c in T
+// (it sits on its centre: moving it would only duplicate a centre, and which of two such points
+// is "farther" is rounding noise that can make the fit oscillate). Clusters nothing can fill
+// are placed by centers_from_sums. The rule of ops_numpy._kmeans_relocate_empty (the spec).
 template <typename T>
 int64_t relocate_empty(std::vector<double>& sums, std::vector<double>& weight,
                        const int32_t* labels, const T* X, const T* w, const T* centers,
@@ -23,17 +29,31 @@ int64_t relocate_empty(std::vector<double>& sums, std::vector<double>& weight,
     if (weight[j] == 0) empty.push_back(j);
   const int64_t m = static_cast<int64_t>(empty.size());
   if (m == 0) return 0;
-  // Keep the m largest (distance, -index) in a min-heap.
-  using Item = std::pair<double, int64_t>;
-  auto farther = [](const Item& a, const Item& b) {  // a before b in the final order
+  using Item = std::pair<double, int64_t>;  // (distance to its centre, index)
+  auto farther = [](const Item& a, const Item& b) {  // a before b in the order
     return a.first > b.first || (a.first == b.first && a.second < b.second);
   };
+  auto positive = [w](int64_t i) { return w ? w[i] > 0 : true; };
+  const double eps = std::numeric_limits<T>::epsilon();
+  // Each cluster's keeper: its point of positive weight that comes last in the order.
+  std::vector<double> dist(n);
+  std::vector<int64_t> keeper(k, -1);
+  for (int64_t i = 0; i < n; ++i) {
+    if (!positive(i)) continue;
+    const int64_t j = labels[i];
+    dist[i] = sq_dist(X + i * d, centers + j * d, d);
+    if (keeper[j] < 0 || farther(Item{dist[keeper[j]], keeper[j]}, Item{dist[i], i}))
+      keeper[j] = i;
+  }
+  // The first m of the others off their centres, in a min-heap (front: the last kept).
   std::vector<Item> heap;
   heap.reserve(m + 1);
   for (int64_t i = 0; i < n; ++i) {
+    if (!positive(i) || keeper[labels[i]] == i) continue;
     const T* x = X + i * d;
     const T* c = centers + static_cast<int64_t>(labels[i]) * d;
-    const Item item{sq_dist(x, c, d), i};
+    if (!(dist[i] > eps * (sq_norm(x, d) + sq_norm(c, d)))) continue;
+    const Item item{dist[i], i};
     if (static_cast<int64_t>(heap.size()) < m) {
       heap.push_back(item);
       std::push_heap(heap.begin(), heap.end(), farther);
@@ -44,7 +64,8 @@ int64_t relocate_empty(std::vector<double>& sums, std::vector<double>& weight,
     }
   }
   std::sort(heap.begin(), heap.end(), farther);
-  for (int64_t e = 0; e < m; ++e) {
+  const int64_t filled = static_cast<int64_t>(heap.size());
+  for (int64_t e = 0; e < filled; ++e) {
     const int64_t far = heap[e].second, fresh = empty[e], old = labels[far];
     const double wf = w ? static_cast<double>(w[far]) : 1.0;
     for (int64_t p = 0; p < d; ++p) {
@@ -55,18 +76,23 @@ int64_t relocate_empty(std::vector<double>& sums, std::vector<double>& weight,
     weight[fresh] = wf;
     weight[old] -= wf;
   }
-  return m;
+  return filled;
 }
 
+// A cluster still empty gets the centre of the heaviest cluster (the first on ties), as
+// scikit-learn places it: on the data, and equal to it bit for bit (the same expression), so
+// the two tie exactly in the next assignment.
 template <typename T>
 double centers_from_sums(T* centers_new, const std::vector<double>& sums,
                          const std::vector<double>& weight, const T* centers, int64_t d,
                          int64_t k) {
+  const int64_t heaviest = std::max_element(weight.begin(), weight.end()) - weight.begin();
   double shift = 0;
   for (int64_t j = 0; j < k; ++j) {
-    const double scale = weight[j] > 0 ? 1.0 / weight[j] : 1.0;
+    const int64_t src = weight[j] > 0 ? j : heaviest;
+    const double scale = weight[src] > 0 ? 1.0 / weight[src] : 1.0;
     for (int64_t p = 0; p < d; ++p) {
-      const T c = static_cast<T>(sums[j * d + p] * scale);
+      const T c = static_cast<T>(sums[src * d + p] * scale);
       const double diff = static_cast<double>(c) - centers[j * d + p];
       shift += diff * diff;
       centers_new[j * d + p] = c;

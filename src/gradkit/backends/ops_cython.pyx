@@ -852,9 +852,7 @@ def kmeans_lloyd_step(X, sample_weight, centers, labels, n_threads=1):
                                                    n_threads)
     w = _kmeans_ref._kmeans_weights(sample_weight, X.shape[0])
     _kmeans_ref._kmeans_relocate_empty(sums, weight, X, w, centers, labels)
-    scale = np.where(weight > 0, 1.0 / np.where(weight > 0, weight, 1.0), 1.0)
-    centers_new = (sums * scale[:, None]).astype(X.dtype)
-    shift = float(np.sum((centers_new.astype(np.float64) - centers) ** 2))
+    centers_new, shift = _kmeans_ref._kmeans_centers_from_sums(sums, weight, centers)
     return centers_new, n_changed, shift, inertia
 
 

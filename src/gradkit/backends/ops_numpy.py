@@ -243,21 +243,50 @@ def _kmeans_nearest(X, centers):
 
 
 def _kmeans_relocate_empty(sums, weight, X, w, centers, labels):
-    # Empty clusters take the points farthest from their centres, farthest first (ties: lower
-    # index); each point leaves its old cluster's sums. Labels stay as they are (scikit-learn).
+    # Empty clusters (weight 0) take the points farthest from their centres, farthest first
+    # (ties: lower index); each point leaves its old cluster's sums and keeps its label, as in
+    # scikit-learn. Never taken: a cluster's last point in that order (its nearest: taking a
+    # cluster's only point just empties another; with fewer distinct points than clusters that
+    # left a zero centre and ran max_iter), a point of weight 0 (it cannot fill a cluster),
+    # and a point that sits on its centre, nearer than the rounding of the assignment's
+    # ||c||^2 - 2 x.c in X's precision (moving it would only duplicate a centre, and which of
+    # two such points is "farther" is rounding noise that can make the fit oscillate).
+    # Clusters nothing can fill are placed by _kmeans_centers_from_sums. Returns how many
+    # were filled.
     empty = np.flatnonzero(weight == 0)
     if empty.size == 0:
         return 0
-    diff = X.astype(np.float64) - centers[labels].astype(np.float64)
+    x64, c64 = X.astype(np.float64), centers[labels].astype(np.float64)
+    diff = x64 - c64
     dist = np.einsum("ij,ij->i", diff, diff)
-    far = np.lexsort((np.arange(X.shape[0]), -dist))[: empty.size]
-    for fresh, i in zip(empty, far):
+    noise = np.finfo(X.dtype).eps * (np.einsum("ij,ij->i", x64, x64)
+                                     + np.einsum("ij,ij->i", c64, c64))
+    order = np.lexsort((np.arange(X.shape[0]), -dist))
+    order = order[w[order] > 0]
+    backwards = order[::-1]
+    _, last = np.unique(labels[backwards], return_index=True)
+    movable = order[~np.isin(order, backwards[last])]
+    takers = movable[dist[movable] > noise[movable]][: empty.size]
+    for fresh, i in zip(empty, takers):
         moved = w[i] * X[i].astype(np.float64)
         sums[labels[i]] -= moved
         sums[fresh] = moved
         weight[fresh] = w[i]
         weight[labels[i]] -= w[i]
-    return int(empty.size)
+    return int(takers.size)
+
+
+def _kmeans_centers_from_sums(sums, weight, centers):
+    # The weighted means, in the centres' dtype; a cluster still empty gets the centre of the
+    # heaviest cluster (the first on ties), as scikit-learn places it: on the data, and equal
+    # to that centre bit for bit, so the two tie exactly in the next assignment. Also the
+    # squared shift from `centers`.
+    filled = weight > 0
+    scale = 1.0 / np.where(filled, weight, 1.0)
+    centers_new = (sums * scale[:, None]).astype(centers.dtype)
+    centers_new[~filled] = centers_new[np.argmax(weight)]
+    shift = float(np.sum((centers_new.astype(np.float64) - centers) ** 2))
+    return centers_new, shift
 
 
 def kmeans_lloyd_step(X, sample_weight, centers, labels, n_threads=1):
@@ -273,9 +302,7 @@ def kmeans_lloyd_step(X, sample_weight, centers, labels, n_threads=1):
     sums = np.zeros((k, X.shape[1]))
     np.add.at(sums, labels, w[:, None] * x64)
     _kmeans_relocate_empty(sums, weight, X, w, centers, labels)
-    scale = np.where(weight > 0, 1.0 / np.where(weight > 0, weight, 1.0), 1.0)
-    centers_new = (sums * scale[:, None]).astype(X.dtype)
-    shift = float(np.sum((centers_new.astype(np.float64) - centers) ** 2))
+    centers_new, shift = _kmeans_centers_from_sums(sums, weight, centers)
     return centers_new, n_changed, shift, inertia
 
 
