@@ -21,6 +21,7 @@ CHILD = r"""
 import sys, time
 import numpy as np
 sys.path.insert(0, {root!r})
+sys.path.insert(0, {root!r} + '/tests')  # test_backends imports its neighbours
 from gradkit import backends
 from tests.test_backends import CASES, _rng, _copy
 ops = backends.load("numba")
