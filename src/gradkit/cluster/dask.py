@@ -31,7 +31,6 @@ same result. This module imports dask only when it is used.
 """
 from __future__ import annotations
 
-import itertools
 import numbers
 import warnings
 
@@ -204,9 +203,46 @@ def _sum(*parts):
 # ---------------------------------------------------------------------- the driver
 
 
+def _chunks_apply(func, xs, ws, *args):
+    """func over several chunks of one worker, in one task: [func(x, w, *args) per chunk]."""
+    return [func(x, w, *args) for x, w in zip(xs, ws)]
+
+
+def _tree(parts, combine):
+    """parts added in a fixed tree of fan-in _FAN_IN, whatever ran where."""
+    while len(parts) > 1:
+        parts = [combine(*parts[i:i + _FAN_IN]) for i in range(0, len(parts), _FAN_IN)]
+    return parts[0]
+
+
+def _default_client():
+    """The distributed Client that dask.compute runs on now, or None (dask's local schedulers)."""
+    from dask.base import get_scheduler
+
+    client = getattr(get_scheduler(), "__self__", None)
+    try:
+        from distributed import Client
+    except ImportError:
+        return None
+    return client if isinstance(client, Client) else None
+
+
+def _preferred(addr):
+    """Where a group's task should run: on the worker holding its chunks, or elsewhere if that
+    worker is gone (the chunks are then recomputed from lineage)."""
+    return {"workers": [addr], "allow_other_workers": True}
+
+
 class _Chunks:
     """X (and w) as per-chunk delayed values, and a compute that runs a list of per-chunk
-    tasks with a fixed reduction tree."""
+    tasks with a fixed reduction tree.
+
+    On a distributed cluster, reduce sends one task per worker, over the chunks that worker
+    holds (one Lloyd iteration = one task per worker, not one per chunk: on a small machine a
+    task costs the scheduler and the driver milliseconds each). Each task's arguments are the
+    persisted chunks' futures and the centres inline, so a task lost with its worker is rerun
+    elsewhere, its chunks recomputed from their lineage. The chunk results come back one per
+    chunk and the driver adds them in the same tree as without a cluster."""
 
     def __init__(self, X, w, compute):
         import dask
@@ -216,18 +252,49 @@ class _Chunks:
         self.offsets = np.concatenate([[0], np.cumsum(X.chunks[0])[:-1]]).astype(np.int64)
         self.delayed = dask.delayed
         self.compute = compute
-        self._ids = itertools.count()
+        self.client = _default_client()
+        if self.client is not None:
+            self._group_by_worker(X, w)
+
+    def _group_by_worker(self, X, w):
+        from distributed import futures_of, wait
+
+        def chunk_futures(a):
+            by_key = {f.key: f for f in futures_of(a)}
+            return [by_key.get(d.key) for d in a.to_delayed().ravel()]
+
+        xf = chunk_futures(X)
+        wf = [None] * len(xf) if w is None else chunk_futures(w)
+        if any(f is None for f in xf + [f for f in wf if w is not None]):
+            self.client = None  # not persisted on this client: the per-chunk graph path
+            return
+        wait(xf)  # persist is asynchronous: the chunks have holders once computed
+        holders = self.client.who_has(xf)
+        groups = {}
+        for i, f in enumerate(xf):
+            groups.setdefault((holders.get(f.key) or (None,))[0], []).append(i)
+        self.groups = [(addr, idx, [xf[i] for i in idx], [wf[i] for i in idx])
+                       for addr, idx in groups.items()]
 
     def map(self, func, *args):
         d = self.delayed(func, pure=False)
         return [d(x, w, *args) for x, w in zip(self.x, self.w)]
 
+    def results(self, func, *args):
+        """[func(x, w, *args) for each chunk], in chunk order."""
+        if self.client is None:
+            return list(self.compute(*self.map(func, *args)))
+        tasks = [self.client.submit(_chunks_apply, func, xs, ws, *args, pure=False,
+                                    **({} if addr is None else _preferred(addr)))
+                 for addr, _, xs, ws in self.groups]
+        out = [None] * len(self.x)
+        for (_, idx, _, _), res in zip(self.groups, self.client.gather(tasks)):
+            for i, r in zip(idx, res):
+                out[i] = r
+        return out
+
     def reduce(self, func, *args, combine=_add_partials):
-        parts = self.map(func, *args)
-        combine = self.delayed(combine, pure=False)
-        while len(parts) > 1:
-            parts = [combine(*parts[i:i + _FAN_IN]) for i in range(0, len(parts), _FAN_IN)]
-        return self.compute(parts[0])[0]
+        return _tree(self.results(func, *args), combine)
 
 
 def _relocate_empty(chunks, sums, weight, centers):
