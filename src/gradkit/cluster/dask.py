@@ -13,9 +13,11 @@ The algorithm is Spark MLlib's distributed k-means with scikit-learn's semantics
   "k-means++" is gradkit's k-means++ on a uniform sample of the rows (weighted by w), drawn
   afresh for each of n_init runs (:func:`kmeans_plusplus_sample`, also callable to get such
   centres).
-* Lloyd: per chunk of rows, one task runs single-machine Lloyd's own pass over it (labels,
-  per-cluster float64 sums, weights and inertia from one read of each row); the driver adds
-  the chunk results in a fixed tree, so the result does not depend on which worker ran what.
+* Lloyd: per chunk of rows, single-machine Lloyd's own pass (labels, per-cluster float64 sums,
+  weights and inertia from one read of each row); on a distributed cluster one task per worker
+  runs it over the chunks that worker holds (a task per chunk cost more in scheduling than the
+  pass itself). The driver adds the chunk results in a fixed tree, so the result does not
+  depend on which worker ran what.
   Empty clusters take the rows farthest from their centres, farthest first (ties to the lower
   row index), as single-machine KMeans does; that needs one more pass, only in the iterations
   where a cluster is empty. tol is relative to the mean feature variance.
@@ -227,12 +229,6 @@ def _default_client():
     return client if isinstance(client, Client) else None
 
 
-def _preferred(addr):
-    """Where a group's task should run: on the worker holding its chunks, or elsewhere if that
-    worker is gone (the chunks are then recomputed from lineage)."""
-    return {"workers": [addr], "allow_other_workers": True}
-
-
 class _Chunks:
     """X (and w) as per-chunk delayed values, and a compute that runs a list of per-chunk
     tasks with a fixed reduction tree.
@@ -273,8 +269,8 @@ class _Chunks:
         groups = {}
         for i, f in enumerate(xf):
             groups.setdefault((holders.get(f.key) or (None,))[0], []).append(i)
-        self.groups = [(addr, idx, [xf[i] for i in idx], [wf[i] for i in idx])
-                       for addr, idx in groups.items()]
+        self.groups = list(groups.values())
+        self.xf, self.wf = xf, wf
 
     def map(self, func, *args):
         d = self.delayed(func, pure=False)
@@ -284,11 +280,15 @@ class _Chunks:
         """[func(x, w, *args) for each chunk], in chunk order."""
         if self.client is None:
             return list(self.compute(*self.map(func, *args)))
-        tasks = [self.client.submit(_chunks_apply, func, xs, ws, *args, pure=False,
-                                    **({} if addr is None else _preferred(addr)))
-                 for addr, _, xs, ws in self.groups]
+        g = len(self.groups)
+        # One graph submission for all groups; each task goes where its chunks are (the
+        # scheduler places a task by the bytes of its inputs), no worker named.
+        tasks = self.client.map(_chunks_apply, [func] * g,
+                                [[self.xf[i] for i in idx] for idx in self.groups],
+                                [[self.wf[i] for i in idx] for idx in self.groups],
+                                *[[a] * g for a in args], pure=False)
         out = [None] * len(self.x)
-        for (_, idx, _, _), res in zip(self.groups, self.client.gather(tasks)):
+        for idx, res in zip(self.groups, self.client.gather(tasks)):
             for i, r in zip(idx, res):
                 out[i] = r
         return out
