@@ -68,8 +68,14 @@ def table(info):
               "",
               f"Overhead = 1 worker's time per iteration minus the same per-chunk kernel calls "
               f"back to back in one process ({1e3 * info['kernel_s_per_iter']:.1f} ms); an empty "
-              f"round trip (no-op tasks, same graph) takes {info['empty_round_trip_ms']:.1f} ms "
-              f"on 1 worker, {info['empty_round_trip_2w_ms']:.1f} ms on 2."]
+              f"round trip (the same tasks, no-op) takes {info['empty_round_trip_ms']:.1f} ms "
+              f"on 1 worker, {info['empty_round_trip_2w_ms']:.1f} ms on 2."
+              + (f" The driver process (client and scheduler) uses {info['driver_cpu_ms']:.1f} "
+                 f"ms of CPU per iteration with 1 worker, {info['driver_cpu_2w_ms']:.1f} ms "
+                 f"with 2." if "driver_cpu_ms" in info else "")
+              + (f" One no-op task's round trip (client.submit(f).result(), the cluster's "
+                 f"floor) takes {info['floor_ms']:.1f} ms on 1 worker, "
+                 f"{info['floor_2w_ms']:.1f} ms on 2." if "floor_ms" in info else "")]
     return "\n".join(lines)
 
 

@@ -19,14 +19,17 @@ or, through pytest-benchmark (figures in extra_info of the JSON, and printed wit
 
 What is timed:
 - per iteration = the Lloyd loop only, ITERS iterations from the given centres, divided by
-  ITERS (the best of `repeats` runs). gradkit on Dask: gradkit.cluster.dask._lloyd (one task
-  graph and one round trip per iteration: a task per chunk, a fixed reduction tree, the new
-  centres on the driver). One process: _core.kmeans_lloyd, the loop KMeans(algorithm="lloyd")
+  ITERS (the best of `repeats` runs). gradkit on Dask: gradkit.cluster.dask._lloyd (one round
+  trip per iteration: one task per worker over the chunks it holds, the chunk results added in
+  a fixed tree and the new centres computed on the driver). The driver's CPU time per
+  iteration (this process: the client and, in a LocalCluster, the scheduler) is recorded too:
+  on 2 CPUs it competes with the 2 workers. One process: _core.kmeans_lloyd, the loop KMeans(algorithm="lloyd")
   runs. dask-ml: its whole fit divided by its iterations (its fit is the Lloyd loop plus a
   final labelling).
 - overhead = (1 worker's seconds per iteration) - (the same per-chunk kernel calls run back to
   back in this process): scheduling, serialisation and the driver's reduction. An empty round
-  trip (the same graph shape with no-op tasks) is shown beside it.
+  trip (the same tasks, no-op) is shown beside it, and the cluster's floor: one no-op task
+  submitted and its result fetched (client.submit(f).result()).
 
 Checked before any figure is kept: every run did ITERS iterations; gradkit on Dask (1 and
 2 workers, bitwise the same: a fixed reduction tree) against an independent single-machine
@@ -49,7 +52,8 @@ da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
 
 N_FULL, N_SMOKE, D, K, ITERS = 2_000_000, 200_000, 32, 64, 10
-CHUNK_ROWS = 125_000  # 16 chunks of 16 MB at 2M rows: 8 tasks per worker per iteration
+CHUNK_ROWS = 125_000  # 16 chunks of 16 MB at 2M rows: 8 per worker
+FLOOR_TRIPS = 20  # client.submit(no-op).result() round trips: the cluster's own floor
 SRC = str(Path(gk.__file__).resolve().parents[1])
 
 
@@ -99,7 +103,8 @@ def _best(run, repeats):
 
 
 def gradkit_dask(X, init, n_workers, repeats=1):
-    """(seconds per iteration, centres, empty round trip seconds) on a fresh cluster."""
+    """(seconds per iteration, centres, empty round trip seconds, driver CPU seconds per
+    iteration, seconds of one no-op task's round trip) on a fresh cluster."""
     import dask
 
     from gradkit.cluster import dask as gkdask
@@ -109,13 +114,17 @@ def gradkit_dask(X, init, n_workers, repeats=1):
         dX = _persisted(X)  # held for the whole run: its futures keep the chunks on the workers
         chunks = gkdask._Chunks(dX, None, dask.compute)
         chunks.reduce(gkdask._chunk_partials, init)  # warm the workers
+        cpu0 = time.process_time()
         seconds, (centers, n_iter) = _best(lambda: gkdask._lloyd(chunks, init, ITERS, 0.0),
                                            repeats)
+        driver_cpu = (time.process_time() - cpu0) / (repeats * ITERS)
         assert n_iter == ITERS
         empty, _ = _best(lambda: [chunks.reduce(_noop, init, combine=_no_combine)
                                   for _ in range(ITERS)], repeats)
+        floor, _ = _best(lambda: [client.submit(_no_combine, pure=False).result()
+                                  for _ in range(FLOOR_TRIPS)], repeats)
         del chunks, dX
-        return seconds / ITERS, centers, empty / ITERS
+        return seconds / ITERS, centers, empty / ITERS, driver_cpu, floor / FLOOR_TRIPS
     finally:
         client.close()
         cluster.close()
@@ -181,8 +190,8 @@ def measure(n, repeats=1):
     ref = reference(X, init)
     t_single, c_single = single(X, init, repeats)
     t_single2, c_single2 = single(X, init, repeats, threads=2)
-    one, c_one, empty_one = gradkit_dask(X, init, 1, repeats)
-    two, c_two, empty_two = gradkit_dask(X, init, 2, repeats)
+    one, c_one, empty_one, cpu_one, floor_one = gradkit_dask(X, init, 1, repeats)
+    two, c_two, empty_two, cpu_two, floor_two = gradkit_dask(X, init, 2, repeats)
     kernel = kernel_only(X, init)
     peer = dask_ml(X, init, repeats)
 
@@ -197,7 +206,9 @@ def measure(n, repeats=1):
                 single_s_per_iter=t_single, single2_s_per_iter=t_single2,
                 dask1_s_per_iter=one, dask2_s_per_iter=two, kernel_s_per_iter=kernel,
                 overhead_ms_per_iter=1e3 * (one - kernel), empty_round_trip_ms=1e3 * empty_one,
-                empty_round_trip_2w_ms=1e3 * empty_two, speedup_2_vs_1=one / two)
+                empty_round_trip_2w_ms=1e3 * empty_two, driver_cpu_ms=1e3 * cpu_one,
+                driver_cpu_2w_ms=1e3 * cpu_two, floor_ms=1e3 * floor_one,
+                floor_2w_ms=1e3 * floor_two, speedup_2_vs_1=one / two)
     if peer is not None:
         ml, c_ml, ml_iter = peer
         assert _inertia(X, c_ml) == pytest.approx(reference_inertia, rel=1e-3)

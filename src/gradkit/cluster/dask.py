@@ -13,9 +13,11 @@ The algorithm is Spark MLlib's distributed k-means with scikit-learn's semantics
   "k-means++" is gradkit's k-means++ on a uniform sample of the rows (weighted by w), drawn
   afresh for each of n_init runs (:func:`kmeans_plusplus_sample`, also callable to get such
   centres).
-* Lloyd: per chunk of rows, one task runs single-machine Lloyd's own pass over it (labels,
-  per-cluster float64 sums, weights and inertia from one read of each row); the driver adds
-  the chunk results in a fixed tree, so the result does not depend on which worker ran what.
+* Lloyd: per chunk of rows, single-machine Lloyd's own pass (labels, per-cluster float64 sums,
+  weights and inertia from one read of each row); on a distributed cluster one task per worker
+  runs it over the chunks that worker holds (a task per chunk cost more in scheduling than the
+  pass itself). The driver adds the chunk results in a fixed tree, so the result does not
+  depend on which worker ran what.
   Empty clusters take the rows farthest from their centres, farthest first (ties to the lower
   row index), as single-machine KMeans does; that needs one more pass, only in the iterations
   where a cluster is empty. tol is relative to the mean feature variance.
@@ -31,7 +33,6 @@ same result. This module imports dask only when it is used.
 """
 from __future__ import annotations
 
-import itertools
 import numbers
 import warnings
 
@@ -204,9 +205,40 @@ def _sum(*parts):
 # ---------------------------------------------------------------------- the driver
 
 
+def _chunks_apply(func, xs, ws, *args):
+    """func over several chunks of one worker, in one task: [func(x, w, *args) per chunk]."""
+    return [func(x, w, *args) for x, w in zip(xs, ws)]
+
+
+def _tree(parts, combine):
+    """parts added in a fixed tree of fan-in _FAN_IN, whatever ran where."""
+    while len(parts) > 1:
+        parts = [combine(*parts[i:i + _FAN_IN]) for i in range(0, len(parts), _FAN_IN)]
+    return parts[0]
+
+
+def _default_client():
+    """The distributed Client that dask.compute runs on now, or None (dask's local schedulers)."""
+    from dask.base import get_scheduler
+
+    client = getattr(get_scheduler(), "__self__", None)
+    try:
+        from distributed import Client
+    except ImportError:
+        return None
+    return client if isinstance(client, Client) else None
+
+
 class _Chunks:
     """X (and w) as per-chunk delayed values, and a compute that runs a list of per-chunk
-    tasks with a fixed reduction tree."""
+    tasks with a fixed reduction tree.
+
+    On a distributed cluster, reduce sends one task per worker, over the chunks that worker
+    holds (one Lloyd iteration = one task per worker, not one per chunk: on a small machine a
+    task costs the scheduler and the driver milliseconds each). Each task's arguments are the
+    persisted chunks' futures and the centres inline, so a task lost with its worker is rerun
+    elsewhere, its chunks recomputed from their lineage. The chunk results come back one per
+    chunk and the driver adds them in the same tree as without a cluster."""
 
     def __init__(self, X, w, compute):
         import dask
@@ -216,18 +248,53 @@ class _Chunks:
         self.offsets = np.concatenate([[0], np.cumsum(X.chunks[0])[:-1]]).astype(np.int64)
         self.delayed = dask.delayed
         self.compute = compute
-        self._ids = itertools.count()
+        self.client = _default_client()
+        if self.client is not None:
+            self._group_by_worker(X, w)
+
+    def _group_by_worker(self, X, w):
+        from distributed import futures_of, wait
+
+        def chunk_futures(a):
+            by_key = {f.key: f for f in futures_of(a)}
+            return [by_key.get(d.key) for d in a.to_delayed().ravel()]
+
+        xf = chunk_futures(X)
+        wf = [None] * len(xf) if w is None else chunk_futures(w)
+        if any(f is None for f in xf + [f for f in wf if w is not None]):
+            self.client = None  # not persisted on this client: the per-chunk graph path
+            return
+        wait(xf)  # persist is asynchronous: the chunks have holders once computed
+        holders = self.client.who_has(xf)
+        groups = {}
+        for i, f in enumerate(xf):
+            groups.setdefault((holders.get(f.key) or (None,))[0], []).append(i)
+        self.groups = list(groups.values())
+        self.xf, self.wf = xf, wf
 
     def map(self, func, *args):
         d = self.delayed(func, pure=False)
         return [d(x, w, *args) for x, w in zip(self.x, self.w)]
 
+    def results(self, func, *args):
+        """[func(x, w, *args) for each chunk], in chunk order."""
+        if self.client is None:
+            return list(self.compute(*self.map(func, *args)))
+        g = len(self.groups)
+        # One graph submission for all groups; each task goes where its chunks are (the
+        # scheduler places a task by the bytes of its inputs), no worker named.
+        tasks = self.client.map(_chunks_apply, [func] * g,
+                                [[self.xf[i] for i in idx] for idx in self.groups],
+                                [[self.wf[i] for i in idx] for idx in self.groups],
+                                *[[a] * g for a in args], pure=False)
+        out = [None] * len(self.x)
+        for idx, res in zip(self.groups, self.client.gather(tasks)):
+            for i, r in zip(idx, res):
+                out[i] = r
+        return out
+
     def reduce(self, func, *args, combine=_add_partials):
-        parts = self.map(func, *args)
-        combine = self.delayed(combine, pure=False)
-        while len(parts) > 1:
-            parts = [combine(*parts[i:i + _FAN_IN]) for i in range(0, len(parts), _FAN_IN)]
-        return self.compute(parts[0])[0]
+        return _tree(self.results(func, *args), combine)
 
 
 def _relocate_empty(chunks, sums, weight, centers):
