@@ -16,13 +16,14 @@ The algorithm is Spark MLlib's distributed k-means with scikit-learn's semantics
 * Lloyd: per chunk of rows, one task runs single-machine Lloyd's own pass over it (labels,
   per-cluster float64 sums, weights and inertia from one read of each row); the driver adds
   the chunk results in a fixed tree, so the result does not depend on which worker ran what.
-  Empty clusters take the rows farthest from their centres, farthest first (ties to the lower
-  row index), as single-machine KMeans does; that needs one more pass, only in the iterations
-  where a cluster is empty. tol is relative to the mean feature variance.
+  Empty clusters are relocated by single-machine KMeans's rule: each chunk sends a few
+  candidate rows and the driver applies the rule to them; that needs one more pass, only in
+  the iterations where a cluster is empty. tol is relative to the mean feature variance.
 * Stopping: single-machine KMeans stops when no label changes or the squared centre shift is
   <= tol. Labels are not kept between iterations here (they would be lost with a worker); an
-  unchanged labelling gives exactly the same sums, so the shift is then exactly 0 and the
-  shift test alone stops at the same iteration, with the same labels.
+  unchanged labelling gives exactly the same sums, so without relocation the shift is then
+  exactly 0 and the shift test alone stops at the same iteration, with the same labels. After
+  a relocation (which depends on the centres too) the relocation pass's label digests tell.
 
 X is never gathered: it is persisted on the workers for the fit; centres, per-chunk partial
 results and a few candidate rows travel. Centres are passed inline in each task (not
