@@ -6,10 +6,12 @@ import os
 import re
 import signal
 import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
+from sklearn.exceptions import ConvergenceWarning
 
 import gradkit as gk
 from gradkit import nn
@@ -94,6 +96,94 @@ def test_kmeans_relocates_empty_clusters_as_single_machine(client):
     dist = gk.cluster.KMeans(6, init=init, tol=0).fit(da.from_array(X, chunks=700))
     assert_same_fit(dist, single, X)
     assert len(np.unique(dist.labels_.compute())) == 6
+
+
+def assert_same_fit_exactly(dist, single, X, w=None):
+    """Issue 12's equality from the same init: identical labels and n_iter_, centres within
+    1e-10 in float64 (a few float32 ulps: the chunk sums are added in another order), and the
+    inertia the true weighted sum of squared distances, as single-machine's."""
+    assert dist.n_iter_ == single.n_iter_
+    labels = dist.labels_.compute()
+    np.testing.assert_array_equal(labels, single.labels_)
+    assert dist.cluster_centers_.dtype == single.cluster_centers_.dtype == X.dtype
+    float64 = X.dtype == np.float64
+    np.testing.assert_allclose(dist.cluster_centers_, single.cluster_centers_,
+                               rtol=0 if float64 else 1e-6, atol=1e-10 if float64 else 1e-6)
+    diff = X.astype(np.float64) - dist.cluster_centers_[labels].astype(np.float64)
+    sq = np.einsum("ij,ij->i", diff, diff)
+    true = float(sq.sum() if w is None else w.astype(np.float64) @ sq)
+    rel = 1e-12 if float64 else 1e-6
+    assert dist.inertia_ == pytest.approx(true, rel=rel, abs=1e-12)
+    assert dist.inertia_ == pytest.approx(single.inertia_, rel=rel, abs=1e-12)
+
+
+def fit_both(X, init, chunks, w=None, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # fewer distinct clusters: expected
+        single = gk.cluster.KMeans(init.shape[0], init=init, **kw).fit(X, sample_weight=w)
+        dist = gk.cluster.KMeans(init.shape[0], init=init, **kw).fit(
+            da.from_array(X, chunks=(chunks, X.shape[1])),
+            sample_weight=None if w is None else da.from_array(w, chunks=chunks))
+    return dist, single
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("chunks", [1, 2, 3])
+def test_relocation_takes_the_farthest_but_never_a_last_point(client, dtype, chunks):
+    # [10, 10] is the only point of [10, 12], [0, 1] the last (nearest, higher index on the tie)
+    # of [0, .5]: the empty cluster takes [0, 0].
+    X = np.array([[0, 0], [0, 1], [10, 10]], dtype=dtype)
+    init = np.array([[0, .5], [10, 12], [100, 100]], dtype=dtype)
+    dist, single = fit_both(X, init, chunks)
+    assert_same_fit_exactly(dist, single, X)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("chunks", [1, 3])
+def test_relocation_gives_what_nothing_fills_the_heaviest_centre(client, dtype, chunks):
+    # Both [10, 10] sit on their centre (not taken); [0, 0] fills the first empty cluster and
+    # the second gets the centre of the heaviest cluster, [10, 10].
+    X = np.array([[0, 0], [0, 1], [10, 10], [10, 10]], dtype=dtype)
+    init = np.array([[0, .5], [10, 10], [100, 100], [200, 200]], dtype=dtype)
+    dist, single = fit_both(X, init, chunks)
+    assert_same_fit_exactly(dist, single, X)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_relocation_with_fewer_distinct_points_than_clusters(client, dtype):
+    # Integer points: their sums are exact in any order, so the centres of clusters of equal
+    # points come out bit for bit as single-machine's. (With general values the chunk sums
+    # round differently, and the ties between a centre and the duplicate of it that relocation
+    # makes can break the other way.)
+    rng = np.random.default_rng(21)
+    points = rng.integers(-20, 20, size=(4, 3)).astype(np.float64)
+    X = points[rng.integers(0, 4, 60)].astype(dtype)
+    init = np.concatenate([X[:3], rng.normal(scale=50.0, size=(5, 3))]).astype(dtype)
+    dist, single = fit_both(X, init, 7, tol=0)
+    assert_same_fit_exactly(dist, single, X)
+    assert len(np.unique(single.labels_)) == len(np.unique(X, axis=0))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_relocation_with_all_points_identical(client, dtype):
+    X = np.full((25, 3), 1.5, dtype=dtype)
+    init = np.array([[0, 0, 0], [1, 2, 3], [-4, 5, 9], [1.5, 1.5, 1.5]], dtype=dtype)
+    dist, single = fit_both(X, init, 6)
+    assert_same_fit_exactly(dist, single, X)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_relocation_skips_rows_of_zero_weight(client, dtype):
+    X = blobs(n=900, seed=23, dtype=dtype)
+    rng = np.random.default_rng(24)
+    w = rng.uniform(0.5, 2.0, X.shape[0]).astype(dtype)
+    w[rng.random(X.shape[0]) < 0.3] = 0
+    far = np.argsort(-np.einsum("ij,ij->i", X, X))[:10]
+    w[far[::2]] = 0  # some of the farthest rows weigh nothing: they must be passed over
+    init = rows_of(X[w > 0], 6, 25)
+    init[[1, 3, 5]] = [[1e3] * X.shape[1], [-1e3] * X.shape[1], [2e3] * X.shape[1]]
+    dist, single = fit_both(X, init, 100, w=w, tol=0)
+    assert_same_fit_exactly(dist, single, X, w)
 
 
 def test_kmeans_random_init_draws_as_single_machine(client):

@@ -242,6 +242,17 @@ def _kmeans_nearest(X, centers):
     return labels, dist[np.arange(X.shape[0]), labels]
 
 
+def _kmeans_offsets(X, centers, labels):
+    # Each point's squared distance to its centre (float64), and the rounding of the
+    # assignment's ||c||^2 - 2 x.c in X's precision: a distance not above it is "on the centre".
+    x64, c64 = X.astype(np.float64), centers[labels].astype(np.float64)
+    diff = x64 - c64
+    dist = np.einsum("ij,ij->i", diff, diff)
+    noise = np.finfo(X.dtype).eps * (np.einsum("ij,ij->i", x64, x64)
+                                     + np.einsum("ij,ij->i", c64, c64))
+    return dist, noise
+
+
 def _kmeans_relocate_empty(sums, weight, X, w, centers, labels):
     # Empty clusters (weight 0) take the points farthest from their centres, farthest first
     # (ties: lower index); each point leaves its old cluster's sums and keeps its label, as in
@@ -256,11 +267,7 @@ def _kmeans_relocate_empty(sums, weight, X, w, centers, labels):
     empty = np.flatnonzero(weight == 0)
     if empty.size == 0:
         return 0
-    x64, c64 = X.astype(np.float64), centers[labels].astype(np.float64)
-    diff = x64 - c64
-    dist = np.einsum("ij,ij->i", diff, diff)
-    noise = np.finfo(X.dtype).eps * (np.einsum("ij,ij->i", x64, x64)
-                                     + np.einsum("ij,ij->i", c64, c64))
+    dist, noise = _kmeans_offsets(X, centers, labels)
     order = np.lexsort((np.arange(X.shape[0]), -dist))
     order = order[w[order] > 0]
     backwards = order[::-1]

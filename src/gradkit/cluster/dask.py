@@ -18,13 +18,14 @@ The algorithm is Spark MLlib's distributed k-means with scikit-learn's semantics
   runs it over the chunks that worker holds (a task per chunk cost more in scheduling than the
   pass itself). The driver adds the chunk results in a fixed tree, so the result does not
   depend on which worker ran what.
-  Empty clusters take the rows farthest from their centres, farthest first (ties to the lower
-  row index), as single-machine KMeans does; that needs one more pass, only in the iterations
-  where a cluster is empty. tol is relative to the mean feature variance.
+  Empty clusters are relocated by single-machine KMeans's rule: each chunk sends a few
+  candidate rows and the driver applies the rule to them; that needs one more pass, only in
+  the iterations where a cluster is empty. tol is relative to the mean feature variance.
 * Stopping: single-machine KMeans stops when no label changes or the squared centre shift is
   <= tol. Labels are not kept between iterations here (they would be lost with a worker); an
-  unchanged labelling gives exactly the same sums, so the shift is then exactly 0 and the
-  shift test alone stops at the same iteration, with the same labels.
+  unchanged labelling gives exactly the same sums, so without relocation the shift is then
+  exactly 0 and the shift test alone stops at the same iteration, with the same labels. After
+  a relocation (which depends on the centres too) the relocation pass's label digests tell.
 
 X is never gathered: it is persisted on the workers for the fit; centres, per-chunk partial
 results and a few candidate rows travel. Centres are passed inline in each task (not
@@ -33,6 +34,7 @@ same result. This module imports dask only when it is used.
 """
 from __future__ import annotations
 
+import hashlib
 import numbers
 import warnings
 
@@ -148,20 +150,35 @@ def _sq_dist_to_labelled(x, centers, labels):
 
 
 def _chunk_farthest(x, w, centers, offset, m):
-    """The m rows farthest from their nearest centre: (dist, global index, label, row, weight),
-    farthest first, ties to the lower index (single-machine KMeans's relocation order)."""
+    """What the driver needs from this chunk to relocate m empty clusters by single-machine
+    KMeans's rule (ops_numpy._kmeans_relocate_empty): (global index, label, row, weight) of
+    this chunk's first m + k rows that rule may take (weight > 0, off their centre by more than
+    rounding; farthest first, ties to the lower index), and of each cluster's last row of
+    weight > 0 here in that order (the cluster's last point overall, which the rule never takes,
+    is one of these). Each row once. The m + k suffice: the global first m + k
+    contain the m taken, as at most one per cluster (its last point) is passed over."""
+    from gradkit.backends.ops_numpy import _kmeans_offsets
+
+    k = centers.shape[0]
     labels = _labels(x, centers)
-    dist = _sq_dist_to_labelled(x, centers, labels)
-    order = np.lexsort((np.arange(x.shape[0]), -dist))[:m]
-    ws = np.ones(order.size) if w is None else w[order].astype(np.float64)
-    return dist[order], order + offset, labels[order], x[order], ws
+    ws = np.ones(x.shape[0]) if w is None else w.astype(np.float64)
+    dist, noise = _kmeans_offsets(x, centers, labels)
+    order = np.lexsort((np.arange(x.shape[0]), -dist))
+    order = order[ws[order] > 0]
+    backwards = order[::-1]
+    _, last = np.unique(labels[backwards], return_index=True)
+    first = order[dist[order] > noise[order]][:m + k]
+    keep = np.union1d(first, backwards[last]).astype(np.int64)
+    digest = hashlib.blake2b(labels.tobytes(), digest_size=16).digest()
+    return keep + offset, labels[keep], x[keep], ws[keep], digest
 
 
-def _chunk_final(x, w, centers):
-    """(inertia from the differences, weight per cluster) with the final centres."""
+def _chunk_final(x, w, centers, assigned):
+    """(inertia from the differences, weight per cluster) with the final centres and the rows
+    labelled by their nearest of `assigned` (the centres the last iteration assigned to)."""
     from gradkit import _core
 
-    labels = _labels(x, centers)
+    labels = _labels(x, assigned)
     inertia = _core.kmeans_inertia(x, w, centers, labels, 1)
     ws = None if w is None else w.astype(np.float64)
     return np.bincount(labels, weights=ws, minlength=centers.shape[0]), inertia
@@ -298,34 +315,44 @@ class _Chunks:
 
 
 def _relocate_empty(chunks, sums, weight, centers):
-    """Single-machine KMeans's rule, across chunks: the empty clusters take the rows farthest
-    from their (old) centres, farthest first; each leaves its old cluster's sums."""
-    empty = np.flatnonzero(weight == 0)
-    m = empty.size
+    """Single-machine KMeans's rule, across chunks: each chunk sends its few candidate rows
+    (_chunk_farthest) and the driver applies the rule itself to them. In global index order,
+    the candidates keep the rule's order and each cluster's last point, so it takes the same
+    rows, moves the same sums and weights. Returns a digest of each chunk's labels."""
+    from gradkit.backends.ops_numpy import _kmeans_relocate_empty
+
+    m = int(np.count_nonzero(weight == 0))
     found = chunks.compute(*[chunks.delayed(_chunk_farthest, pure=False)(x, w, centers, off, m)
                              for x, w, off in zip(chunks.x, chunks.w, chunks.offsets)])
-    dist, index, labels, rows, ws = (np.concatenate(col) for col in zip(*found))
-    for e, i in enumerate(np.lexsort((index, -dist))[:m]):
-        moved = ws[i] * rows[i].astype(np.float64)
-        sums[labels[i]] -= moved
-        sums[empty[e]] = moved
-        weight[empty[e]] = ws[i]
-        weight[labels[i]] -= ws[i]
+    *found, digests = zip(*found)
+    index, labels, rows, ws = (np.concatenate(col) for col in found)
+    order = np.argsort(index)  # the rule breaks ties by position: make it the global index
+    _kmeans_relocate_empty(sums, weight, rows[order], ws[order], centers, labels[order])
+    return digests
 
 
 def _lloyd(chunks, centers, max_iter, tol):
-    """(centers, n_iter) of the Lloyd loop from `centers`."""
+    """(centers, n_iter, the centres the final labels are the nearest of) of the Lloyd loop
+    from `centers`. Single-machine KMeans also stops when no label changed, keeping the labels
+    of that step's assignment (to the centres before it). Without relocation the centres then
+    come out the same and the shift test stops there; after a relocation they may not (it
+    depends on the centres too), so unchanged labels are told by the relocation pass's label
+    digests, and the final labels stay those of the previous centres."""
+    from gradkit.backends.ops_numpy import _kmeans_centers_from_sums
+
+    digests = None  # of the previous iteration's labels, when it relocated
     for it in range(max_iter):
         sums, weight, _ = chunks.reduce(_chunk_partials, centers)
+        previous, digests = digests, None
         if np.any(weight == 0):
-            _relocate_empty(chunks, sums, weight, centers)
-        scale = np.where(weight > 0, 1.0 / np.where(weight > 0, weight, 1.0), 1.0)
-        new = (sums * scale[:, None]).astype(centers.dtype)
-        shift = float(np.sum((new.astype(np.float64) - centers) ** 2))
+            digests = _relocate_empty(chunks, sums, weight, centers)
+        new, shift = _kmeans_centers_from_sums(sums, weight, centers)
+        if digests is not None and digests == previous:
+            return new, it + 1, centers  # no label changed
         centers = new
         if shift <= tol:
             break
-    return centers, it + 1
+    return centers, it + 1, centers
 
 
 def _mean_variance(X, compute):
@@ -493,16 +520,17 @@ def fit(est, X, sample_weight=None):
                 centers0 = _plusplus_on_sample(Xp, wp, est.n_clusters, None, rs, compute)
             else:
                 centers0 = _kmeans_parallel(Xp, wp, chunks, est.n_clusters, rs)
-            centers, n_iter = _lloyd(chunks, np.ascontiguousarray(centers0, dtype=X.dtype),
-                                     est.max_iter, tol)
-            weight, inertia = chunks.reduce(_chunk_final, centers, combine=_add_final)
+            centers0 = np.ascontiguousarray(centers0, dtype=X.dtype)
+            centers, n_iter, assigned = _lloyd(chunks, centers0, est.max_iter, tol)
+            weight, inertia = chunks.reduce(_chunk_final, centers, assigned,
+                                            combine=_add_final)
             # A later run wins on an inertia lower by more than rounding (the same clustering
             # reached again keeps the first, as single-machine KMeans decides).
             if best is None or inertia < best[1] * (1 - _SAME_INERTIA):
-                best = (centers, inertia, n_iter, weight)
+                best = (centers, inertia, n_iter, weight, assigned)
     finally:
         del Xp, wp
-    centers, inertia, n_iter, weight = best
+    centers, inertia, n_iter, weight, assigned = best
     distinct = int(np.count_nonzero(weight))
     if distinct < est.n_clusters:
         warnings.warn(f"Number of distinct clusters ({distinct}) found smaller than "
@@ -513,7 +541,7 @@ def fit(est, X, sample_weight=None):
     est.n_features_in_ = X.shape[1]
     est.inertia_ = float(inertia)
     est.n_iter_ = int(n_iter)
-    est.labels_ = _predict(X, centers)  # lazy: the final assignment, computed on demand
+    est.labels_ = _predict(X, assigned)  # lazy: the final assignment, computed on demand
     return est
 
 
