@@ -115,7 +115,7 @@ def gradkit_dask(X, init, n_workers, repeats=1):
         chunks = gkdask._Chunks(dX, None, dask.compute)
         chunks.reduce(gkdask._chunk_partials, init)  # warm the workers
         cpu0 = time.process_time()
-        seconds, (centers, n_iter) = _best(lambda: gkdask._lloyd(chunks, init, ITERS, 0.0),
+        seconds, (centers, n_iter, _) = _best(lambda: gkdask._lloyd(chunks, init, ITERS, 0.0),
                                            repeats)
         driver_cpu = (time.process_time() - cpu0) / (repeats * ITERS)
         assert n_iter == ITERS
