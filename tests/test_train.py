@@ -124,6 +124,13 @@ def kernels_parallel_from_tiny_sizes():
         _core._set_thread_grain_scale(1.0)
 
 
+def assert_all_equal(runs):
+    """Every run's parameters are the same bits as the first run's."""
+    for other in runs[1:]:
+        for a, b in zip(runs[0], other):
+            np.testing.assert_array_equal(a, b)
+
+
 def assert_same_bits_for_thread_counts(backend, X, y, sizes, batch_size, counts=(1, 2, 3, 4),
                                        sparse_input="auto"):
     """Fused fits of the same ReLU MLP on each thread count end with identical bits. For the cpp
@@ -147,9 +154,7 @@ def assert_same_bits_for_thread_counts(backend, X, y, sizes, batch_size, counts=
                 out.append(params_of(model))
     finally:
         gk.set_num_threads(before)
-    for other in out[1:]:
-        for a, b in zip(out[0], other):
-            np.testing.assert_array_equal(a, b)
+    assert_all_equal(out)
 
 
 @pytest.mark.parametrize("fused_backend", FUSED_BACKENDS)
@@ -183,9 +188,7 @@ def test_fused_bits_do_not_depend_on_threads_with_partial_batches_and_narrow_lay
                 out.append(params_of(model))
     finally:
         gk.set_num_threads(before)
-    for other in out[1:]:
-        for a, b in zip(out[0], other):
-            np.testing.assert_array_equal(a, b)
+    assert_all_equal(out)
 
 
 def test_sparse_input_is_validated_and_auto_keeps_dense_batches_dense():
