@@ -171,6 +171,41 @@ int64_t run(py::list weights, py::list biases, py::list weight_bufs, py::list bi
                           perm_stride, n_rows, batch, first_step, n_steps, mode);
 }
 
+// The epoch's update rule from the binding's arguments, with its guards.
+gk::MlpOptimizer optimizer_spec(int optimizer, double lr, double momentum, double dampening,
+                                bool nesterov, double weight_decay, bool first, double beta1,
+                                double beta2, double eps, bool amsgrad, bool decoupled,
+                                int64_t adam_step) {
+  gk::MlpOptimizer opt;
+  opt.sgd.lr = lr;
+  opt.sgd.momentum = momentum;
+  opt.sgd.dampening = dampening;
+  opt.sgd.nesterov = nesterov;
+  opt.sgd.weight_decay = weight_decay;
+  opt.sgd.first = first;
+  if (optimizer != static_cast<int>(gk::MlpOptimizer::Kind::sgd) &&
+      optimizer != static_cast<int>(gk::MlpOptimizer::Kind::adam))
+    throw py::value_error("optimizer=" + std::to_string(optimizer) +
+                          " is not an optimizer code (0 SGD, 1 Adam)");
+  opt.kind = static_cast<gk::MlpOptimizer::Kind>(optimizer);
+  if (opt.kind == gk::MlpOptimizer::Kind::adam) {
+    if (!(beta1 >= 0.0 && beta1 < 1.0) || !(beta2 >= 0.0 && beta2 < 1.0))
+      throw py::value_error("beta1 and beta2 must be in [0, 1)");
+    if (adam_step < 0)
+      throw py::value_error("adam_step=" + std::to_string(adam_step) +
+                            " must be >= 0 (the updates done before this call)");
+  }
+  opt.adam.lr = lr;
+  opt.adam.beta1 = beta1;
+  opt.adam.beta2 = beta2;
+  opt.adam.eps = eps;
+  opt.adam.weight_decay = weight_decay;
+  opt.adam.amsgrad = amsgrad;
+  opt.adam.decoupled = decoupled;
+  opt.adam.step = adam_step;
+  return opt;
+}
+
 }  // namespace
 
 void bind_mlp(py::module_& m) {
@@ -190,33 +225,9 @@ void bind_mlp(py::module_& m) {
          bool nesterov, double weight_decay, bool first, py::object step_loss, int sparse_input,
          int optimizer, double beta1, double beta2, double eps, bool amsgrad, bool decoupled,
          int64_t adam_step, py::list weight_moments, py::list bias_moments) {
-        gk::MlpOptimizer opt;
-        opt.sgd.lr = lr;
-        opt.sgd.momentum = momentum;
-        opt.sgd.dampening = dampening;
-        opt.sgd.nesterov = nesterov;
-        opt.sgd.weight_decay = weight_decay;
-        opt.sgd.first = first;
-        if (optimizer != static_cast<int>(gk::MlpOptimizer::Kind::sgd) &&
-            optimizer != static_cast<int>(gk::MlpOptimizer::Kind::adam))
-          throw py::value_error("optimizer=" + std::to_string(optimizer) +
-                                " is not an optimizer code (0 SGD, 1 Adam)");
-        opt.kind = static_cast<gk::MlpOptimizer::Kind>(optimizer);
-        if (opt.kind == gk::MlpOptimizer::Kind::adam) {
-          if (!(beta1 >= 0.0 && beta1 < 1.0) || !(beta2 >= 0.0 && beta2 < 1.0))
-            throw py::value_error("beta1 and beta2 must be in [0, 1)");
-          if (adam_step < 0)
-            throw py::value_error("adam_step=" + std::to_string(adam_step) +
-                                  " must be >= 0 (the updates done before this call)");
-        }
-        opt.adam.lr = lr;
-        opt.adam.beta1 = beta1;
-        opt.adam.beta2 = beta2;
-        opt.adam.eps = eps;
-        opt.adam.weight_decay = weight_decay;
-        opt.adam.amsgrad = amsgrad;
-        opt.adam.decoupled = decoupled;
-        opt.adam.step = adam_step;
+        const gk::MlpOptimizer opt =
+            optimizer_spec(optimizer, lr, momentum, dampening, nesterov, weight_decay, first,
+                           beta1, beta2, eps, amsgrad, decoupled, adam_step);
         py::array x = py::array::ensure(X);
         if (!x) throw py::type_error("X must be a numpy array");
         if (x.dtype().equal(py::dtype::of<float>()))
